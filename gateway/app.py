@@ -1,0 +1,113 @@
+"""The gateway's Starlette app: wiring only. Routes authenticate, validate and publish;
+all business logic lives in the stream processors.
+
+Run: `uvicorn --factory gateway.app:create_app` (what `sbp dev up` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.clock_skew import SkewPolicy
+from gateway.live_fanout import LiveFanout
+from gateway.publisher import KafkaPublisher
+from gateway.rate_budget import RateBudget
+from gateway.stream_routes import HEARTBEAT_S, building_stream
+from gateway.vote_ingest import IngestContext
+from gateway.vote_routes import vote_batch, vote_single
+from gateway.zone_directory import ZoneDirectory
+from identity.keyring import LocalKeyring
+from identity.signing_keys import KeySet
+from sbp.settings import Settings, get_settings
+from schemas import catalog
+from schemas.codec import AvroCodec, registry_client
+from streams.topics import VOTES_RAW
+
+RAW_SUBJECT = f"{VOTES_RAW.name}-value"
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state = request.app.state
+    checks = {"kafka": state.ingest.publisher.connected}
+    try:
+        checks["redis"] = bool(await state.redis.ping())
+    except aioredis.RedisError:
+        checks["redis"] = False
+    try:
+        async with state.pg.connection() as conn:
+            await conn.execute("SELECT 1")
+        checks["postgres"] = True
+    except Exception:
+        checks["postgres"] = False
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+async def jwks(request: Request) -> Response:
+    keyset: KeySet = request.app.state.keyset
+    keyset.refresh()
+    return JSONResponse(keyset.jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = app.state
+        state.settings = settings
+        state.keyset = KeySet.load_or_create(settings.keys_dir)
+        codec = AvroCodec(registry_client(settings))
+        versions = catalog.subjects()[RAW_SUBJECT]
+        raw_writers = {v.version: codec.writer(RAW_SUBJECT, v.text) for v in versions}
+        publisher = KafkaPublisher(settings.kafka_bootstrap)
+        await asyncio.to_thread(publisher.wait_connected)
+        state.redis = aioredis.Redis.from_url(settings.redis_url)
+        state.redis_text = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        state.pg = AsyncConnectionPool(settings.pg_dsn("app"), min_size=1, max_size=8, open=False)
+        await state.pg.open()
+        state.zones = ZoneDirectory(state.pg)
+        state.fanout = LiveFanout(settings.redis_url)
+        state.sse_heartbeat_s = HEARTBEAT_S
+        state.rate_budget = RateBudget()
+        state.ingest = IngestContext(
+            codec=codec,
+            raw_writers=raw_writers,
+            publisher=publisher,
+            redis=state.redis,
+            keyring=LocalKeyring.load_or_create(settings.keys_dir),
+            policy=SkewPolicy(),
+        )
+        try:
+            yield
+        finally:
+            await state.fanout.close()
+            await asyncio.to_thread(publisher.close)
+            await state.pg.close()
+            await state.redis.aclose()
+            await state.redis_text.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/.well-known/jwks.json", jwks),
+            Route("/api/v1/votes/batch", vote_batch, methods=["POST"]),
+            Route("/api/v1/votes", vote_single, methods=["POST"]),
+            Route("/api/v1/buildings/{building_id}/stream", building_stream),
+        ],
+        lifespan=lifespan,
+    )

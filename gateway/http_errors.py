@@ -1,0 +1,40 @@
+"""The one error response shape: `{"error": {"code", "message"}}`, plus the principal lookup."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.batch_request import RequestRejected
+from identity.principal import Principal
+from identity.rbac import Action, Forbidden, authorize
+from identity.tokens import TokenError, parse_bearer, verify_access_token
+
+
+def error_response(rejected: RequestRejected) -> JSONResponse:
+    headers = {}
+    if rejected.retry_after_s is not None:
+        headers["Retry-After"] = str(rejected.retry_after_s)
+    if rejected.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return JSONResponse(rejected.to_json(), status_code=rejected.status, headers=headers)
+
+
+def authenticate(request: Request, action: Action) -> Principal:
+    """The caller's principal, authorized for `action`; raises RequestRejected (401/403)."""
+    state = request.app.state
+    try:
+        token = parse_bearer(request.headers.get("authorization"))
+        principal = verify_access_token(
+            state.keyset,
+            token,
+            issuer=state.settings.jwt_issuer,
+            audience=state.settings.jwt_audience,
+        )
+    except TokenError as exc:
+        raise RequestRejected(401, exc.code, exc.message) from exc
+    try:
+        authorize(principal, action)
+    except Forbidden as exc:
+        raise RequestRejected(403, exc.code, exc.message) from exc
+    return principal

@@ -1,0 +1,32 @@
+"""Per-caller request budget (token bucket), pure: the clock is passed in.
+
+A caller whose budget is empty gets 429 with Retry-After before anything is
+validated or published. Budgets are per gateway process; the app's retries
+after a 429 are what the Retry-After value paces.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RateBudget:
+    capacity: float = 60.0
+    refill_per_s: float = 20.0
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def take(self, caller: str, now: float) -> float:
+        """Spend one request; returns 0 if allowed, else the seconds until one is available."""
+        tokens, last = self._buckets.get(caller, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.refill_per_s)
+        if tokens >= 1.0:
+            self._buckets[caller] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[caller] = (tokens, now)
+        return (1.0 - tokens) / self.refill_per_s
+
+    @staticmethod
+    def retry_after_header(wait_s: float) -> str:
+        return str(max(1, math.ceil(wait_s)))

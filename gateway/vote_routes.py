@@ -1,0 +1,86 @@
+"""POST /api/v1/votes/batch and POST /api/v1/votes.
+
+Whole-request answers follow the brief's precedence: 401, 413 body_too_large,
+400, 422, 413 batch_too_large, 429, 503; otherwise 200 with one result per item
+(the single-vote endpoint maps its one result to 202/200/4xx).
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.batch_request import (
+    MAX_BODY_BYTES,
+    MAX_SINGLE_BODY_BYTES,
+    RequestRejected,
+    parse_batch,
+    parse_single,
+    single_vote_error,
+    single_vote_status,
+)
+from gateway.http_errors import authenticate, error_response
+from gateway.rate_budget import RateBudget
+from gateway.vote_ingest import ingest
+from gateway.vote_validation import counts
+from identity.principal import Principal
+from identity.rbac import Action
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    """The body, refusing (413) as soon as it passes `cap` bytes: never buffered whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise RequestRejected(413, "body_too_large", f"the body exceeds {cap} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise RequestRejected(413, "body_too_large", f"the body exceeds {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_budget_and_broker(request: Request, principal: Principal) -> None:
+    budget: RateBudget = request.app.state.rate_budget
+    wait = budget.take(f"{principal.tenant_id}|{principal.user_id}", time.monotonic())
+    if wait > 0:
+        raise RequestRejected(
+            429,
+            "rate_limited",
+            "request budget exhausted; retry later",
+            retry_after_s=int(budget.retry_after_header(wait)),
+        )
+    if not request.app.state.ingest.publisher.connected:
+        raise RequestRejected(
+            503, "broker_unavailable", "no connection to Kafka; retry later", retry_after_s=5
+        )
+
+
+async def vote_batch(request: Request) -> Response:
+    try:
+        principal = authenticate(request, Action.VOTE_SUBMIT)
+        items = parse_batch(await _read_capped(request, MAX_BODY_BYTES))
+        _check_budget_and_broker(request, principal)
+    except RequestRejected as rejected:
+        return error_response(rejected)
+    zones = await request.app.state.zones.for_tenant(principal.tenant_id)
+    outcomes = await ingest(request.app.state.ingest, principal, zones, items)
+    return JSONResponse({"results": [o.to_json() for o in outcomes], "counts": counts(outcomes)})
+
+
+async def vote_single(request: Request) -> Response:
+    try:
+        principal = authenticate(request, Action.VOTE_SUBMIT)
+        item = parse_single(await _read_capped(request, MAX_SINGLE_BODY_BYTES))
+        _check_budget_and_broker(request, principal)
+    except RequestRejected as rejected:
+        return error_response(rejected)
+    zones = await request.app.state.zones.for_tenant(principal.tenant_id)
+    (outcome,) = await ingest(request.app.state.ingest, principal, zones, [item])
+    status = single_vote_status(outcome)
+    if status >= 400:
+        return error_response(single_vote_error(outcome))
+    return JSONResponse(outcome.to_json(), status_code=status)

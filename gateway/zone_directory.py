@@ -1,0 +1,48 @@
+"""Which buildings and zones exist in a tenant, read from `sbp.zones` and cached briefly.
+
+Every lookup is scoped to the token's tenant (the query runs under that
+tenant's RLS setting), so another tenant's zone is indistinguishable from one
+that does not exist.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+
+@dataclass(frozen=True)
+class TenantZones:
+    zones_by_building: dict[str, frozenset[str]]
+
+    def has_building(self, building_id: str) -> bool:
+        return building_id in self.zones_by_building
+
+    def has_zone(self, building_id: str, zone_id: str) -> bool:
+        return zone_id in self.zones_by_building.get(building_id, frozenset())
+
+
+class ZoneDirectory:
+    def __init__(self, pool: AsyncConnectionPool[Any], ttl_s: float = 5.0) -> None:
+        self._pool = pool
+        self._ttl = ttl_s
+        self._cache: dict[str, tuple[float, TenantZones]] = {}
+
+    async def for_tenant(self, tenant_id: str) -> TenantZones:
+        now = time.monotonic()
+        hit = self._cache.get(tenant_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+            cur = await conn.execute("SELECT building_id, zone_id FROM sbp.zones")
+            rows = await cur.fetchall()
+        grouped: dict[str, set[str]] = {}
+        for building_id, zone_id in rows:
+            grouped.setdefault(building_id, set()).add(zone_id)
+        zones = TenantZones({b: frozenset(z) for b, z in grouped.items()})
+        self._cache[tenant_id] = (now, zones)
+        return zones

@@ -1,0 +1,60 @@
+"""`sbp dev token`: mint an access token from the local dev key set.
+
+Prints only the token on stdout, so `TOKEN=$(sbp dev token --tenant t1 --user u1
+--role fm --buildings b1,b2)` works; errors go to stderr with exit code 2 (a usage
+error). The key set is the one in `settings.keys_dir`, created on first use, so the
+local gateway verifies these tokens. Never wired into production tooling: real tokens
+come from the login flow.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+
+from identity.principal import Role, is_valid_id
+from identity.signing_keys import KeySet
+from identity.tokens import mint_access_token
+from sbp.settings import get_settings
+
+_ROLES = ", ".join(r.value for r in Role)
+
+
+def token(
+    tenant: str = typer.Option(..., help="tenant id"),
+    user: str = typer.Option(..., help="user id (becomes userId and sub)"),
+    role: str = typer.Option(..., help=f"one of: {_ROLES}"),
+    buildings: str = typer.Option("", help="comma-separated building ids"),
+    ttl: int | None = typer.Option(
+        None, help="lifetime in seconds (default: settings.access_token_ttl_s, 900)", min=1
+    ),
+) -> None:
+    """Mint a dev access token and print it (and nothing else) on stdout."""
+    if role not in {r.value for r in Role}:
+        _usage_error(f"unknown role {role!r}; expected one of: {_ROLES}")
+    building_ids = [b.strip() for b in buildings.split(",") if b.strip()]
+    # Validate before touching the key directory, and name the offending option.
+    for option, value in [("--tenant", tenant), ("--user", user)] + [
+        ("--buildings", b) for b in building_ids
+    ]:
+        if not is_valid_id(value):
+            _usage_error(f"{option}: {value!r} is not an id (1 to 64 of [A-Za-z0-9_-])")
+    settings = get_settings()
+    keyset = KeySet.load_or_create(settings.keys_dir)
+    minted = mint_access_token(
+        keyset,
+        tenant_id=tenant,
+        user_id=user,
+        role=role,
+        building_ids=building_ids,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_s=ttl if ttl is not None else settings.access_token_ttl_s,
+    )
+    typer.echo(minted)
+
+
+def _usage_error(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)

@@ -1,0 +1,71 @@
+"""`sbp`: the one command-line entry point (dev stack today; tokens, replay later)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from identity.dev_cli import token as mint_dev_token
+from sbp.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="Smart-building occupant platform.")
+dev = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, PostgreSQL, Redis, registry.")
+app.add_typer(dev, name="dev")
+dev.command("token", help="Mint a dev access token (prints only the token).")(mint_dev_token)
+console = Console()
+
+
+@dev.command("up")
+def dev_up() -> None:
+    """Start (or confirm) every service and apply migrations, topics and schemas."""
+    from devstack import stack
+
+    report = stack.up(get_settings(), log=console.print)
+    console.print(
+        f"[green]stack ready[/green]; started now: {report.started or 'nothing (already up)'}"
+    )
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop the services this stack started (pid files), newest first."""
+    from devstack import stack
+
+    stopped = stack.down(get_settings(), log=console.print)
+    console.print(f"stopped: {stopped or 'nothing was running'}")
+
+
+@dev.command("status")
+def dev_status() -> None:
+    """Each service's pid and readiness; exits 1 if any is not healthy."""
+    from devstack import stack
+
+    rows = stack.status(get_settings())
+    table = Table("service", "pid", "health")
+    for row in rows:
+        health = "[green]ready[/green]" if row.ready else "[red]down[/red]"
+        table.add_row(row.name, str(row.pid or "-"), health)
+    console.print(table)
+    if not all(r.ready for r in rows):
+        raise typer.Exit(1)
+
+
+@dev.command("demo")
+def dev_demo(
+    duration: int = typer.Option(600, help="seconds of load, then it stops by itself"),
+) -> None:
+    """Start the bounded demo load in the background (demo tenant, building hq)."""
+    import sys
+
+    from devstack.processes import ManagedProcess
+    from sbp.settings import REPO_ROOT
+
+    settings = get_settings()
+    proc = ManagedProcess("demo-load", settings.state_dir / "run", marker="devstack.demo_load")
+    pid = proc.start([sys.executable, "-m", "devstack.demo_load", str(duration)], cwd=REPO_ROOT)
+    console.print(f"demo load running (pid {pid}) for {duration}s; log {proc.log_file}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,110 @@
+"""The one settings object: every service, test and CLI reads its configuration here.
+
+Values come from `SBP_*` environment variables, with defaults that suit the local
+stack. Ports deliberately avoid the standard PostgreSQL (5432), Redis (6379) and
+Kafka (9092) ports so the stack can run beside system services.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    state_dir: Path = Field(default=REPO_ROOT / ".devstack")
+
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    pg_port: int = 15432
+    redis_port: int = 16379
+    registry_port: int = 18081
+    gateway_port: int = 18000
+    # The faust worker's web server: readiness (/ready) and faust's own pages.
+    worker_web_port: int = 18066
+
+    host: str = "127.0.0.1"
+
+    pg_database: str = "sbp"
+    pg_superuser: str = "postgres"
+    # Owns every object and runs migrations; services never connect as it.
+    pg_owner_user: str = "sbp_owner"
+    pg_owner_password: str = "sbp-owner-dev"
+    # What the services use: not a superuser, no BYPASSRLS, owns nothing.
+    pg_app_user: str = "sbp_app"
+    pg_app_password: str = "sbp-app-dev"
+
+    registry_user: str = "sbp-registry"
+    registry_password: str = "sbp-registry-dev"
+    # Overridable so production can point at another Confluent-compatible registry.
+    registry_url_override: str | None = None
+
+    # Topic defaults for a single-node broker; production raises these.
+    kafka_replication_factor: int = 1
+
+    jwt_issuer: str = "sbp-dev"
+    jwt_audience: str = "sbp-api"
+    access_token_ttl_s: int = 15 * 60
+
+    @property
+    def keys_dir(self) -> Path:
+        """Signing keys and the local keyring; production mounts a secret store here."""
+        return self.state_dir / "keys"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def registry_url(self) -> str:
+        return self.registry_url_override or f"http://{self.host}:{self.registry_port}"
+
+    @property
+    def registry_basic_auth(self) -> str:
+        """The `user:password` form that confluent-kafka's `basic.auth.user.info` takes."""
+        return f"{self.registry_user}:{self.registry_password}"
+
+    def pg_dsn(self, role: str = "app") -> str:
+        user, password = {
+            "app": (self.pg_app_user, self.pg_app_password),
+            "owner": (self.pg_owner_user, self.pg_owner_password),
+        }[role]
+        return (
+            f"host={self.host} port={self.pg_port} dbname={self.pg_database} "
+            f"user={user} password={password}"
+        )
+
+    def pg_superuser_dsn(self, dbname: str = "postgres") -> str:
+        # The private cluster trusts local socket-less TCP for the superuser only
+        # on loopback; see devstack/postgres.py for the pg_hba rules.
+        return f"host={self.host} port={self.pg_port} dbname={dbname} user={self.pg_superuser}"
+
+
+_ENV_PREFIX = "SBP_"
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from `SBP_<FIELD>` variables (e.g. `SBP_KAFKA_PORT=29092`)."""
+    source = os.environ if env is None else env
+    values: dict[str, str] = {}
+    for name in Settings.model_fields:
+        raw = source.get(_ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = raw
+    return Settings.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return settings_from_env()

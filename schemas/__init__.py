@@ -1,0 +1,1 @@
+"""Avro schemas (schemas/avro/<subject>/vN.avsc) and their registration."""

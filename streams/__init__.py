@@ -1,0 +1,1 @@
+"""Stream processing: topic declarations, faust agents and their tables."""

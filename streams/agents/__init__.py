@@ -1,0 +1,1 @@
+"""faust agents, one module per pipeline stage: processor → aggregator, vote sink."""

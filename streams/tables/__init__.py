@@ -1,0 +1,1 @@
+"""Table definitions' pure state logic: dedup verdicts, vote migration, comfort buckets."""
