@@ -90,7 +90,8 @@ def up(settings: Settings, log: Callable[[str], None] = print) -> UpReport:
         f"reconfigured {topics.reconfigured or 'none'}"
     )
     REGISTRY.up(settings)
-    report.schema_ids = register_all(registry_client(settings))
+    with registry_client(settings) as client:
+        report.schema_ids = register_all(client)
     log(f"registry: ready at {settings.registry_url}; schema ids {report.schema_ids}")
     # The worker and the gateway look their schemas up at start, so they come last.
     WORKER.start(settings)

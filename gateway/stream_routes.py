@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 from starlette.requests import Request
@@ -52,7 +53,8 @@ async def _events(
     request: Request, principal: Principal, building_id: str, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
     state = request.app.state
-    client: aioredis.Redis = state.redis_text
+    # A client with decode_responses=True: stream ids and fields come back as str.
+    client: Any = state.redis_text
     fanout: LiveFanout = state.fanout
     tenant_id = principal.tenant_id
     key = building_events(tenant_id, building_id)

@@ -58,7 +58,7 @@ def parse(text: str) -> AvroSchema:
     return _parse_cached(text)
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=512)
 def _parse_cached(text: str) -> AvroSchema:
     # Cached because every compatibility check re-reads the subject's history;
     # the result is immutable, so sharing it is safe.

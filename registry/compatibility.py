@@ -15,6 +15,8 @@ and the tests pin each case:
   covers unknown symbols; it is no field default. We report the missing default.
 * Decimals: the spec says two decimal schemas match only if scale and
   precision match; the checker ignores logical types and accepts any pair.
+  (Confluent's Java checker ignores them too, so here such a change is refused
+  where Confluent would accept it: a changed scale silently rescales values.)
 * Unqualified reader aliases never match (the checker compares the writer's
   full name with the alias as written); `canonical` qualifies aliases first.
 """

@@ -372,8 +372,15 @@ async def _effective_level(conn: Connection, subject: str) -> Level:
 
 
 async def _ensure_schema(conn: Connection, schema: canonical.AvroSchema) -> StoredSchema:
+    select = (
+        "SELECT id, guid, schema_text FROM registry.schemas"
+        " WHERE schema_type = 'AVRO' AND fingerprint = %s"
+    )
+    # Look first: an INSERT that hits the conflict would still burn an identity value.
+    if (row := await (await conn.execute(select, (schema.fingerprint,))).fetchone()) is not None:
+        return StoredSchema(*row)
     # ON CONFLICT DO NOTHING waits for a racing insert of the same schema (from
-    # another subject) to commit, then the SELECT sees its row: one id either way.
+    # another subject) to commit; the second SELECT then sees its row: one id either way.
     cur = await conn.execute(
         "INSERT INTO registry.schemas (fingerprint, canonical_form, normalized_form, schema_text)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (schema_type, fingerprint) DO NOTHING"
@@ -382,10 +389,5 @@ async def _ensure_schema(conn: Connection, schema: canonical.AvroSchema) -> Stor
     )
     row = await cur.fetchone()
     if row is None:
-        cur = await conn.execute(
-            "SELECT id, guid, schema_text FROM registry.schemas"
-            " WHERE schema_type = 'AVRO' AND fingerprint = %s",
-            (schema.fingerprint,),
-        )
-        row = await _one(cur)
+        row = await _one(await conn.execute(select, (schema.fingerprint,)))
     return StoredSchema(*row)

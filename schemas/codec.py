@@ -74,9 +74,12 @@ class AvroCodec:
             raise
         except Exception as exc:
             raise RegistryUnavailable(str(exc)) from exc
+        schema_id = registered.schema_id
+        if schema_id is None:
+            raise RegistryUnavailable(f"registry returned no id for {subject}")
         parsed = fastavro.parse_schema(json.loads(schema_text))
-        self._by_id[registered.schema_id] = parsed
-        return Writer(subject, registered.schema_id, parsed)
+        self._by_id[schema_id] = parsed
+        return Writer(subject, schema_id, parsed)
 
     def encode(self, writer: Writer, record: dict[str, Any]) -> bytes:
         out = io.BytesIO()
@@ -116,6 +119,8 @@ class AvroCodec:
             raise RegistryUnavailable(str(exc)) from exc
         except Exception as exc:
             raise RegistryUnavailable(str(exc)) from exc
+        if schema.schema_str is None:
+            raise DecodeError("unknown_schema_id", f"schema id {schema_id} has no text")
         parsed = fastavro.parse_schema(json.loads(schema.schema_str))
         self._by_id[schema_id] = parsed
         return parsed

@@ -19,6 +19,7 @@ import faust
 from faust.web import Request, Response, View
 
 from sbp.settings import get_settings
+from streams.counters import counters
 from streams.topics import (
     BUCKETS_TABLE,
     DEDUP_TABLE,
@@ -89,12 +90,12 @@ comfort_buckets = app.Table(
 
 def is_ready() -> bool:
     """Partitions assigned and every table recovered from its changelog."""
-    consumer = app.consumer
+    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
     return (
-        bool(consumer.assignment())
+        bool(app.consumer.assignment())
         and not app.rebalancing
-        and app.tables.recovery.completed.is_set()
-        and not app.tables.recovery.in_recovery
+        and recovery.completed.is_set()
+        and not recovery.in_recovery
     )
 
 
@@ -103,3 +104,9 @@ class Readiness(View):
     async def get(self, request: Request) -> Response:
         ready = is_ready()
         return self.json({"ready": ready}, status=200 if ready else 503)
+
+
+@app.page("/stats")
+class Stats(View):
+    async def get(self, request: Request) -> Response:
+        return self.json(dict(counters))

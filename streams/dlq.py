@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.app import vote_dlq
+from streams.counters import counters
 from streams.serde import codec, writer
 from streams.topics import VOTES_DLQ, WORKER_APP_ID
 
@@ -45,3 +46,4 @@ async def dead_letter(message: Any, error_code: str, error_message: str, attempt
         writer(DLQ_SUBJECT), envelope(message, error_code, error_message, attempts)
     )
     await vote_dlq.send(key=message.key, value=value)
+    counters[f"dlq_{error_code}"] += 1

@@ -20,6 +20,7 @@ from schemas.codec import DecodeError
 from sinks.live.snapshot_writer import write_snapshots
 from streams.app import accepted_votes, app, comfort_buckets, is_ready
 from streams.clock import clock_from_env
+from streams.counters import counters
 from streams.dlq import dead_letter
 from streams.serde import decode_with_retry
 from streams.tables.comfort_buckets import (
@@ -52,7 +53,10 @@ async def aggregate_votes(stream: Any) -> None:
         minute = bucket_minute(vote["clientTs"], vote["receivedAt"])
         key = bucket_key(zone, vote["kind"], minute).encode()
         updated = add_vote(comfort_buckets.get(key), vote)
-        if updated is not None:
+        if updated is None:
+            counters["aggregator_replayed"] += 1
+        else:
+            counters["aggregator_applied"] += 1
             comfort_buckets[key] = updated
         activity.touch(zone, vote["kind"], minute)
 
@@ -94,7 +98,7 @@ def _redis() -> aioredis.Redis:
     return client
 
 
-@app.timer(1.0)
+@app.timer(1.0)  # type: ignore[untyped-decorator]
 async def publish_comfort() -> None:
     if not is_ready():
         return

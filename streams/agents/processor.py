@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas.codec import DecodeError
 from streams.app import accepted_votes, app, raw_votes, vote_dedup
+from streams.counters import counters
 from streams.dlq import dead_letter
 from streams.serde import codec, decode_with_retry, writer
 from streams.tables.comfort_buckets import zone_key
@@ -43,6 +44,7 @@ async def process_votes(stream: Any) -> None:
             await dead_letter(message, "wrong_key", f"key must be {key!r}")
             continue
         verdict = judge(vote_dedup.get(key.encode()), message.partition, message.offset)
+        counters[f"processor_{verdict.value}"] += 1
         if verdict is Verdict.DUPLICATE:
             continue
         if verdict is Verdict.FIRST:

@@ -20,6 +20,7 @@ from sbp.settings import get_settings
 from schemas.codec import DecodeError
 from sinks.timescale.vote_writer import ensure_partitions, to_row, write_votes
 from streams.app import accepted_votes, app
+from streams.counters import counters
 from streams.dlq import dead_letter
 from streams.serde import decode_with_retry
 
@@ -62,7 +63,9 @@ async def _write_until_durable(rows: list[tuple[Any, ...]]) -> None:
     while True:
         conn = await _db.get()
         try:
-            await write_votes(conn, rows)
+            inserted = await write_votes(conn, rows)
+            counters["sink_inserted"] += inserted
+            counters["sink_replayed"] += len(rows) - inserted
             return
         except _DETERMINISTIC:
             raise

@@ -1,0 +1,128 @@
+"""Reading the pipeline's effects from the real services, for the integration tests.
+
+Waiting is done by polling an observable condition with a deadline, never by
+fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import redis
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from sbp.settings import Settings
+from schemas.codec import AvroCodec, registry_client
+from sinks.live.redis_keys import comfort_snapshots
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last probe: {last!r}")
+
+
+def vote_rows(settings: Settings, tenant_id: str) -> list[tuple[Any, ...]]:
+    """(vote_uuid, zone, kind, value, late, schema_version) for every stored vote of a tenant."""
+    with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+        return conn.execute(
+            "SELECT vote_uuid::text, zone_id, kind, value, late, schema_version"
+            " FROM sbp.votes ORDER BY vote_uuid"
+        ).fetchall()
+
+
+def vote_count(settings: Settings, tenant_id: str) -> int:
+    with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+        row = conn.execute("SELECT count(*) FROM sbp.votes").fetchone()
+        return int(row[0]) if row else 0
+
+
+def zone_snapshot(
+    settings: Settings, tenant_id: str, building_id: str, zone_id: str
+) -> dict[str, Any] | None:
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        raw = client.hget(comfort_snapshots(tenant_id, building_id), zone_id)
+    finally:
+        client.close()
+    return json.loads(raw) if raw else None
+
+
+def window(snapshot: dict[str, Any] | None, kind: str, length: str) -> dict[str, Any] | None:
+    if snapshot is None:
+        return None
+    stats: dict[str, Any] | None = snapshot["kinds"].get(kind, {}).get(length)
+    return stats
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "sbp-tests-watermarks"}
+    )
+    try:
+        meta = AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).list_topics(
+            topic=topic, timeout=10
+        )
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.topics[topic].partitions
+        }
+    finally:
+        consumer.close()
+
+
+def read_new_records(
+    settings: Settings,
+    topic: str,
+    since: dict[int, int],
+    until: Callable[[list[Any]], bool],
+    timeout: float = 60.0,
+) -> list[Any]:
+    """Consume `topic` from the offsets in `since` until `until(records)` holds."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": "sbp-tests-reader",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, o) for p, o in since.items()])
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(records):
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                records.append(msg)
+    finally:
+        consumer.close()
+    assert until(records), f"{topic}: condition not met after {timeout}s ({len(records)} read)"
+    return records
+
+
+def decode(settings: Settings, value: bytes) -> dict[str, Any]:
+    with registry_client(settings) as client:
+        return AvroCodec(client).decode(value).record
+
+
+def worker_stats(settings: Settings) -> dict[str, int]:
+    url = f"http://{settings.host}:{settings.worker_web_port}/stats"
+    stats: dict[str, int] = httpx.get(url, timeout=5).json()
+    return stats
