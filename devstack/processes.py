@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# Children started by this process: kept so they are reaped (no zombies) and
+# not garbage-collected while running, which Python reports as a leak.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class ReadinessTimeout(RuntimeError):
     """A service did not pass its readiness check in time; the message says where to look."""
 
@@ -78,6 +83,7 @@ class ManagedProcess:
                 user=user,
                 start_new_session=True,
             )
+        _children[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -137,14 +143,15 @@ def _is_zombie(pid: int) -> bool:
 
 def _wait_exit(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
+    child = _children.get(pid)
     while time.monotonic() < deadline:
-        try:
-            reaped, _ = os.waitpid(pid, os.WNOHANG)
-            if reaped == pid:
+        if child is not None:
+            if child.poll() is not None:
+                del _children[pid]
                 return True
-        except ChildProcessError:
-            pass
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+        elif not Path(f"/proc/{pid}").exists():
+            return True
+        elif _is_zombie(pid):
             return True
         time.sleep(0.05)
     return False

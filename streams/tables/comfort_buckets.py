@@ -50,9 +50,12 @@ def add_vote(bucket: Mapping[str, Any] | None, vote: Mapping[str, Any]) -> dict[
         if bucket is None
         else {k: (v.copy() if isinstance(v, dict | list) else v) for k, v in bucket.items()}
     )
-    if vote["voteUuid"] in current["ids"]:
+    # The codec decodes a uuid logical type to uuid.UUID while stored buckets hold
+    # strings: compare as strings, or a replayed vote would count twice.
+    vote_id = str(vote["voteUuid"])
+    if vote_id in current["ids"]:
         return None
-    current["ids"].append(vote["voteUuid"])
+    current["ids"].append(vote_id)
     value = str(vote["value"])
     current["v"][value] = current["v"].get(value, 0) + 1
     if vote.get("preference"):

@@ -1,0 +1,276 @@
+"""docker-compose.kafka.yml: the structure that would break `docker compose up`.
+
+Docker cannot run on the dev machines, so nothing here starts a container. These
+checks hold the file to the code it names: services that wait on each other
+exist and can become ready, ports and versions match the local stack
+(sbp/settings.py, devstack/kafka.py), the single-node broker's replication
+factors are 1, and every command, module and `SBP_*` variable the containers
+use exists in the repo.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+
+from devstack.kafka import KAFKA_VERSION
+from sbp import cli
+from sbp.settings import REPO_ROOT, Settings
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.kafka.yml"
+
+INFRA = ("kafka", "postgres", "redis")
+PROJECT = ("registry", "worker", "gateway")
+
+# Host port of each long-running service -> the Settings field whose default it mirrors.
+HOST_PORT_FIELDS = {
+    "kafka": "kafka_port",
+    "postgres": "pg_port",
+    "redis": "redis_port",
+    "registry": "registry_port",
+    "gateway": "gateway_port",
+    "worker": "worker_web_port",
+}
+
+# What each project service must run, whatever its exact command line.
+ENTRY_MODULES = {
+    "registry": "registry.app",
+    "gateway": "gateway.app",
+    "worker": "streams.worker",
+}
+
+DEFAULTS = Settings()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, str]:
+    """Target -> condition; the list form means `service_started`."""
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in deps.items()}
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def _argv(service: dict[str, Any]) -> list[str]:
+    command = service.get("command")
+    assert isinstance(command, list), "commands are exec-form lists (no shell, no word splitting)"
+    return [str(arg) for arg in command]
+
+
+def _option(argv: list[str], name: str) -> str:
+    assert name in argv, f"{name} missing from {argv}"
+    return argv[argv.index(name) + 1]
+
+
+def _ports(service: dict[str, Any]) -> Iterator[tuple[str, int, int]]:
+    """(host ip, published port, container port) for short and long port syntax."""
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            yield entry.get("host_ip", ""), int(entry["published"]), int(entry["target"])
+            continue
+        parts = str(entry).split("/")[0].split(":")
+        ip = parts[0] if len(parts) == 3 else ""
+        yield ip, int(parts[-2]), int(parts[-1])
+
+
+def _is_one_shot(service: dict[str, Any]) -> bool:
+    return str(service.get("restart", "no")) == "no" and not service.get("ports")
+
+
+def _healthcheck_port(service: dict[str, Any]) -> int:
+    test = " ".join(str(part) for part in service["healthcheck"]["test"])
+    match = re.search(r"http://(?:127\.0\.0\.1|localhost):(\d+)/", test)
+    assert match, f"no local HTTP URL in healthcheck {test!r}"
+    return int(match.group(1))
+
+
+def test_the_whole_stack_is_declared(services: dict[str, dict[str, Any]]) -> None:
+    assert set(INFRA + PROJECT) <= set(services)
+
+
+def test_every_dependency_exists_and_none_is_circular(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        missing = set(_depends_on(service)) - set(services)
+        assert not missing, f"{name} depends on undeclared services {missing}"
+
+    # Depth-first search: compose refuses a cycle, and reports it only at `up`.
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"dependency cycle: {' -> '.join((*path, name))}"
+        if name in done:
+            return
+        for target in _depends_on(services[name]):
+            visit(target, (*path, name))
+        done.add(name)
+
+    for name in services:
+        visit(name, ())
+
+
+def test_every_long_running_service_has_a_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        if _is_one_shot(service):
+            continue
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+
+
+def test_dependencies_wait_on_a_condition_their_target_can_reach(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for target, condition in _depends_on(service).items():
+            if _is_one_shot(services[target]):
+                # A one-shot is never "healthy"; waiting for it to start would race it.
+                assert condition == "service_completed_successfully", (name, target)
+            else:
+                # Readiness, not start: a started process is not yet serving.
+                assert condition == "service_healthy", (name, target)
+                assert services[target].get("healthcheck"), (name, target)
+
+
+def test_kafka_is_the_local_stacks_version(services: dict[str, dict[str, Any]]) -> None:
+    assert KAFKA_VERSION.startswith("3.9.")
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+
+
+def test_host_ports_are_the_local_stack_defaults(services: dict[str, dict[str, Any]]) -> None:
+    for name, field in HOST_PORT_FIELDS.items():
+        published = [(ip, port) for ip, port, _ in _ports(services[name])]
+        assert published == [(DEFAULTS.host, getattr(DEFAULTS, field))], name
+
+
+def test_kafka_advertises_to_the_host_what_the_host_can_reach(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = _environment(services["kafka"])
+    advertised = dict(item.split("://", 1) for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    (_, published, target), *_ = _ports(services["kafka"])
+    # The broker hands clients this address in metadata; host tools must reach it.
+    assert advertised["EXTERNAL"] == f"{DEFAULTS.host}:{published}"
+    assert published == target, "the EXTERNAL port must be published unchanged"
+    assert f"EXTERNAL://:{target}" in env["KAFKA_LISTENERS"].split(",")
+
+
+def test_single_node_broker_settings(services: dict[str, dict[str, Any]]) -> None:
+    env = _environment(services["kafka"])
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+        "KAFKA_DEFAULT_REPLICATION_FACTOR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+    ):
+        assert env.get(key) == "1", key
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+    for name, service in services.items():
+        project_env = _environment(service)
+        if any(key.startswith("SBP_") for key in project_env):
+            assert project_env.get("SBP_KAFKA_REPLICATION_FACTOR") == "1", name
+
+
+def test_redis_keeps_nothing_on_disk(services: dict[str, dict[str, Any]]) -> None:
+    argv = _argv(services["redis"])
+    assert _option(argv, "--save") == ""
+    assert _option(argv, "--appendonly") == "no"
+
+
+def test_commands_run_modules_that_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name, module in ENTRY_MODULES.items():
+        argv = _argv(services[name])
+        if "--factory" in argv:
+            target = next(arg for arg in argv[1:] if not arg.startswith("-") and ":" in arg)
+            module_name, _, attr = target.partition(":")
+            assert module_name == module, name
+            assert callable(getattr(importlib.import_module(module_name), attr)), target
+        else:
+            assert _option(argv, "-m") == module, name
+        assert importlib.util.find_spec(module) is not None, module
+
+
+def test_sbp_commands_exist(services: dict[str, dict[str, Any]]) -> None:
+    root = typer.main.get_command(cli.app)
+    for name, service in services.items():
+        if not service.get("command") or _argv(service)[0] != "sbp":
+            continue
+        argv = _argv(service)
+        command: Any = root
+        for word in (arg for arg in argv[1:] if not arg.startswith("-")):
+            commands = getattr(command, "commands", {})
+            assert word in commands, f"{name} runs `{' '.join(argv)}`: no `{word}` command"
+            command = commands[word]
+        options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        for flag in (arg.split("=", 1)[0] for arg in argv[1:] if arg.startswith("--")):
+            assert flag in options, f"{name} runs `{' '.join(argv)}`: no {flag} option"
+
+
+def test_services_listen_where_they_are_published_and_checked(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in PROJECT:
+        service = services[name]
+        argv = _argv(service)
+        (_, _, target), *_ = _ports(service)
+        if "--factory" in argv:
+            assert _option(argv, "--host") == "0.0.0.0", name
+            assert int(_option(argv, "--port")) == target, name
+        else:
+            # faust binds its web server to web_bind (0.0.0.0 unless set); the port is ours.
+            assert int(_environment(service)["SBP_WORKER_WEB_PORT"]) == target
+        assert _healthcheck_port(service) == target, name
+
+
+def test_every_sbp_variable_is_a_setting(services: dict[str, dict[str, Any]]) -> None:
+    # settings_from_env reads only known fields: a misspelt or unsupported
+    # variable is ignored without a word, and the service falls back to 127.0.0.1.
+    known = {"SBP_" + field.upper() for field in Settings.model_fields}
+    unknown = {
+        name: sorted(k for k in _environment(service) if k.startswith("SBP_") and k not in known)
+        for name, service in services.items()
+    }
+    unknown = {name: keys for name, keys in unknown.items() if keys}
+    assert not unknown, f"variables sbp.settings does not read: {unknown}"
+
+
+def test_project_services_share_one_image_built_here(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    built = {name: s for name, s in services.items() if "build" in s}
+    assert set(PROJECT) <= set(built)
+    assert len({s["image"] for s in built.values()}) == 1
+    for service in built.values():
+        context = REPO_ROOT / service["build"]["context"]
+        assert (context / service["build"].get("dockerfile", "Dockerfile")).is_file()
