@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from devstack.processes import ManagedProcess, wait_until_ready
 from sbp.settings import Settings
@@ -57,11 +56,9 @@ def _grant_traverse(path: Path) -> None:
 
 
 def superuser_dsn(settings: Settings, dbname: str = "postgres") -> str:
-    password = _password_file(settings).read_text().strip()
-    return (
-        f"host={settings.host} port={settings.pg_port} dbname={dbname} "
-        f"user={settings.pg_superuser} password={password}"
-    )
+    """The configured superuser password, else the local cluster's generated one."""
+    password = settings.pg_superuser_password or _password_file(settings).read_text().strip()
+    return settings.pg_superuser_dsn(password, dbname)
 
 
 def init_cluster(settings: Settings) -> None:
@@ -156,46 +153,3 @@ def down(settings: Settings) -> bool:
     # SIGINT is PostgreSQL's "fast" shutdown: it rolls back open transactions
     # instead of waiting for clients to leave.
     return process(settings).stop(sig=signal.SIGINT, timeout=60.0)
-
-
-def bootstrap_roles(settings: Settings) -> None:
-    """Create the owner and application roles and the database, idempotently."""
-    with psycopg.connect(superuser_dsn(settings), autocommit=True) as conn:
-        for role, password in (
-            (settings.pg_owner_user, settings.pg_owner_password),
-            (settings.pg_app_user, settings.pg_app_password),
-        ):
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-            verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
-            conn.execute(
-                sql.SQL(
-                    "{} ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD {}"
-                ).format(verb, sql.Identifier(role), sql.Literal(password))
-            )
-        db = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.pg_database,)
-        ).fetchone()
-        if not db:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(settings.pg_database), sql.Identifier(settings.pg_owner_user)
-                )
-            )
-    with psycopg.connect(superuser_dsn(settings, settings.pg_database), autocommit=True) as conn:
-        # Extensions need a superuser; the owner's migrations then only use them.
-        available = conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-        ).fetchone()
-        if available:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        conn.execute(
-            sql.SQL(
-                "REVOKE ALL ON SCHEMA public FROM PUBLIC; REVOKE ALL ON DATABASE {} FROM PUBLIC"
-            ).format(sql.Identifier(settings.pg_database))
-        )
-        conn.execute(
-            # TEMPORARY: the sinks COPY into temp tables (COPY into an RLS table is refused).
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(settings.pg_database), sql.Identifier(settings.pg_app_user)
-            )
-        )

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-
 # Children started by this process: kept so they are reaped (no zombies) and
 # not garbage-collected while running, which Python reports as a leak.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -149,9 +148,7 @@ def _wait_exit(pid: int, timeout: float) -> bool:
             if child.poll() is not None:
                 del _children[pid]
                 return True
-        elif not Path(f"/proc/{pid}").exists():
-            return True
-        elif _is_zombie(pid):
+        elif not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
             return True
         time.sleep(0.05)
     return False

@@ -11,17 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-
 from devstack import kafka, postgres, redis_server
 from devstack.processes import ManagedProcess
 from devstack.python_services import GATEWAY, REGISTRY, WORKER
-from devstack.seed import seed_demo
+from sbp.deploy import init_database, init_topics, register_schemas
 from sbp.settings import Settings
-from schemas.catalog import register_all
-from sinks.timescale.migrate import migrate
-from streams.topic_admin import apply_topics
-from streams.topics import ALL_TOPICS
 
 
 @dataclass
@@ -60,12 +54,6 @@ SERVICES: tuple[Service, ...] = (
 )
 
 
-def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient(
-        {"url": settings.registry_url, "basic.auth.user.info": settings.registry_basic_auth}
-    )
-
-
 def up(settings: Settings, log: Callable[[str], None] = print) -> UpReport:
     report = UpReport()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -75,14 +63,14 @@ def up(settings: Settings, log: Callable[[str], None] = print) -> UpReport:
     kafka.start(settings)
     log("postgres: starting the private cluster")
     postgres.up(settings)
-    postgres.bootstrap_roles(settings)
-    report.migrations_applied = migrate(settings.pg_dsn("owner"), settings.pg_app_user)
-    seed_demo(settings)
+    report.migrations_applied = init_database(
+        settings, lambda db: postgres.superuser_dsn(settings, db), seed=True
+    )
     log(f"postgres: ready; migrations applied now: {report.migrations_applied or 'none'}")
     redis_server.up(settings)
     log("redis: ready")
     kafka.wait_ready(settings)
-    topics = apply_topics(settings.kafka_bootstrap, ALL_TOPICS, settings.kafka_replication_factor)
+    topics = init_topics(settings)
     report.topics_created = topics.created
     report.topics_reconfigured = topics.reconfigured
     log(
@@ -90,8 +78,7 @@ def up(settings: Settings, log: Callable[[str], None] = print) -> UpReport:
         f"reconfigured {topics.reconfigured or 'none'}"
     )
     REGISTRY.up(settings)
-    with registry_client(settings) as client:
-        report.schema_ids = register_all(client)
+    report.schema_ids = register_schemas(settings)
     log(f"registry: ready at {settings.registry_url}; schema ids {report.schema_ids}")
     # The worker and the gateway look their schemas up at start, so they come last.
     WORKER.start(settings)

@@ -67,5 +67,38 @@ def dev_demo(
     console.print(f"demo load running (pid {pid}) for {duration}s; log {proc.log_file}")
 
 
+deploy = typer.Typer(
+    no_args_is_help=True, help="Provision existing services (containers, production)."
+)
+app.add_typer(deploy, name="deploy")
+
+
+@deploy.command("init")
+def deploy_init(
+    seed_demo: bool = typer.Option(False, "--seed-demo", help="also seed the demo tenant"),
+) -> None:
+    """Roles, database and migrations (needs SBP_PG_SUPERUSER_PASSWORD), then the topics."""
+    from sbp.deploy import init_database, init_topics
+
+    settings = get_settings()
+    if settings.pg_superuser_password is None:
+        console.print("[red]SBP_PG_SUPERUSER_PASSWORD is not set[/red]")
+        raise typer.Exit(2)
+    password = settings.pg_superuser_password
+    applied = init_database(
+        settings, lambda db: settings.pg_superuser_dsn(password, db), seed=seed_demo
+    )
+    topics = init_topics(settings)
+    console.print(f"migrations applied: {applied or 'none'}; topics created: {topics.created}")
+
+
+@deploy.command("register-schemas")
+def deploy_register_schemas() -> None:
+    """Register every schema version under schemas/avro with the registry."""
+    from sbp.deploy import register_schemas
+
+    console.print(register_schemas(get_settings()))
+
+
 def main() -> None:
     app()

@@ -30,10 +30,17 @@ class Settings(BaseModel):
     # The faust worker's web server: readiness (/ready) and faust's own pages.
     worker_web_port: int = 18066
 
+    # Where the services listen and, unless overridden below, where they are found.
     host: str = "127.0.0.1"
+    # Overrides for services on other hosts (containers, production).
+    kafka_bootstrap_override: str | None = None
+    pg_host: str | None = None
+    redis_host: str | None = None
 
     pg_database: str = "sbp"
     pg_superuser: str = "postgres"
+    # The local stack keeps a random one in its state dir; elsewhere set it here.
+    pg_superuser_password: str | None = None
     # Owns every object and runs migrations; services never connect as it.
     pg_owner_user: str = "sbp_owner"
     pg_owner_password: str = "sbp-owner-dev"
@@ -60,11 +67,11 @@ class Settings(BaseModel):
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return self.kafka_bootstrap_override or f"{self.host}:{self.kafka_port}"
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{self.host}:{self.redis_port}/0"
+        return f"redis://{self.redis_host or self.host}:{self.redis_port}/0"
 
     @property
     def registry_url(self) -> str:
@@ -81,14 +88,15 @@ class Settings(BaseModel):
             "owner": (self.pg_owner_user, self.pg_owner_password),
         }[role]
         return (
-            f"host={self.host} port={self.pg_port} dbname={self.pg_database} "
+            f"host={self.pg_host or self.host} port={self.pg_port} dbname={self.pg_database} "
             f"user={user} password={password}"
         )
 
-    def pg_superuser_dsn(self, dbname: str = "postgres") -> str:
-        # The private cluster trusts local socket-less TCP for the superuser only
-        # on loopback; see devstack/postgres.py for the pg_hba rules.
-        return f"host={self.host} port={self.pg_port} dbname={dbname} user={self.pg_superuser}"
+    def pg_superuser_dsn(self, password: str, dbname: str = "postgres") -> str:
+        return (
+            f"host={self.pg_host or self.host} port={self.pg_port} dbname={dbname} "
+            f"user={self.pg_superuser} password={password}"
+        )
 
 
 _ENV_PREFIX = "SBP_"

@@ -48,6 +48,8 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     web_host=settings.host,
+    # faust binds 0.0.0.0 unless told otherwise; the page serves stats, keep it local.
+    web_bind=settings.host,
     web_port=settings.worker_web_port,
     web_enabled=True,
 )

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from devstack import stack as devstack
 from sbp.settings import Settings
+from schemas.codec import registry_client
 from streams.topic_admin import TopicDeclarationError, apply_topics
 from streams.topics import ALL_TOPICS, TopicSpec
 
@@ -29,7 +30,7 @@ def test_every_service_is_healthy(stack: Settings) -> None:
 
 
 def _subject_versions(settings: Settings) -> dict[str, list[int]]:
-    with devstack.registry_client(settings) as client:
+    with registry_client(settings) as client:
         return {s: client.get_versions(s) for s in client.get_subjects()}
 
 

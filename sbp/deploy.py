@@ -1,0 +1,38 @@
+"""Provisioning steps shared by `sbp dev up` and `sbp deploy` (containers, production).
+
+Each step is idempotent and can run again at any time: database roles and
+migrations, the demo seed, the topic declarations, and schema registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from devstack.seed import seed_demo
+from sbp.settings import Settings
+from schemas.catalog import register_all
+from schemas.codec import registry_client
+from sinks.timescale.migrate import migrate
+from sinks.timescale.provision import bootstrap_database
+from streams.topic_admin import TopicReport, apply_topics
+from streams.topics import ALL_TOPICS
+
+
+def init_database(
+    settings: Settings, superuser_dsn: Callable[[str], str], seed: bool = False
+) -> list[str]:
+    """Roles, database, migrations (and the demo tenant); returns migrations applied now."""
+    bootstrap_database(settings, superuser_dsn)
+    applied = migrate(settings.pg_dsn("owner"), settings.pg_app_user)
+    if seed:
+        seed_demo(settings)
+    return applied
+
+
+def init_topics(settings: Settings) -> TopicReport:
+    return apply_topics(settings.kafka_bootstrap, ALL_TOPICS, settings.kafka_replication_factor)
+
+
+def register_schemas(settings: Settings) -> dict[str, list[int]]:
+    with registry_client(settings) as client:
+        return register_all(client)
