@@ -24,6 +24,7 @@ from tests.integration.observe import (
     vote_rows,
     wait_for,
     window,
+    worker_stats,
     zone_snapshot,
 )
 from tests.integration.sse_client import SseEvent, sse_events
@@ -241,3 +242,44 @@ def test_poison_records_reach_the_dlq_and_later_votes_flow(tenant: Tenant) -> No
     later = [vote(z, 1) for z in tenant.zones for _ in range(5)]
     assert _post(tenant, later)["counts"]["accepted"] == len(later)
     wait_for(lambda: vote_count(settings, tenant.tenant_id) == len(later), 60, "later votes")
+
+
+def test_processor_dedup_is_authoritative_without_the_gateway(tenant: Tenant) -> None:
+    """The same vote produced twice onto votes.raw (e.g. Redis lost the gateway's mark)
+    is stored and counted once."""
+    settings = tenant.settings
+    now = datetime.now(UTC)
+    record = {
+        "tenantId": tenant.tenant_id,
+        "userRef": "ref-1",
+        "receivedAt": now,
+        "late": False,
+        "voteUuid": str(uuid.uuid4()),
+        "buildingId": "b1",
+        "zoneId": "z4",
+        "value": 3,
+        "clientTs": now,
+        "schemaVersion": 2,
+        "kind": "thermal",
+    }
+    with registry_client(settings) as client:
+        codec = AvroCodec(client)
+        writer = codec.writer("votes.raw-value", catalog.latest("votes.raw-value").text)
+    key = f"{tenant.tenant_id}|{record['voteUuid']}".encode()
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    before = worker_stats(settings).get("processor_duplicate", 0)
+    for _ in range(3):
+        producer.produce("votes.raw", key=key, value=codec.encode(writer, record))
+    assert producer.flush(30) == 0
+
+    wait_for(
+        lambda: worker_stats(settings).get("processor_duplicate", 0) >= before + 2,
+        60,
+        "two duplicates judged",
+    )
+    wait_for(lambda: vote_count(settings, tenant.tenant_id) == 1, 60, "one row")
+    snap = wait_for(
+        lambda: zone_snapshot(settings, tenant.tenant_id, "b1", "z4"), 30, "z4 snapshot"
+    )
+    assert window(snap, "thermal", "15m")["n"] == 1  # type: ignore[index]
+    assert vote_count(settings, tenant.tenant_id) == 1

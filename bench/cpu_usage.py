@@ -1,0 +1,97 @@
+"""Where the CPU went during a timed run: seconds per stack process group, from /proc.
+
+Every service shares the machine with the benchmark itself, so a throughput
+figure means little without knowing who was busy. Processes are grouped by
+their command line; anything unrecognised (including other people's test runs
+on a shared machine) lands in `other`, which is how noise shows up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+# First match wins; the patterns are the stack's own command lines (devstack/).
+_GROUPS = (
+    ("gateway", "gateway.app"),
+    ("worker", "streams.worker"),
+    ("registry", "registry.app"),
+    ("kafka", "kafka.Kafka"),
+    ("postgres", "postgres"),
+    ("redis", "redis-server"),
+)
+
+
+def _group(pid: int, cmdline: str) -> str:
+    if pid == os.getpid():
+        return "bench"
+    for name, pattern in _GROUPS:
+        if pattern in cmdline:
+            return name
+    return "other"
+
+
+def _process_seconds() -> dict[int, tuple[str, float]]:
+    """pid → (group, user+system CPU seconds) for every process readable now."""
+    seen: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        # Fields after the parenthesised command name; utime and stime are 14th and 15th.
+        fields = stat.rpartition(")")[2].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        seen[int(entry.name)] = (_group(int(entry.name), cmdline), seconds)
+    return seen
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over all CPUs since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    processes: dict[int, tuple[str, float]]
+    machine: tuple[int, int]
+
+
+def sample() -> CpuSample:
+    return CpuSample(_process_seconds(), _machine_ticks())
+
+
+def report(start: CpuSample, end: CpuSample, wall_s: float) -> str:
+    """CPU seconds per group between two samples, as cores used on average over the wall time."""
+    used: Counter[str] = Counter()
+    for pid, (group, seconds) in end.processes.items():
+        before = start.processes.get(pid)
+        used[group] += seconds - (before[1] if before and before[0] == group else 0.0)
+    busy = end.machine[0] - start.machine[0]
+    total = max(1, end.machine[1] - start.machine[1])
+    lines = [f"machine busy {100 * busy / total:.0f}% of all CPUs over {wall_s:.1f}s"]
+    for group, seconds in used.most_common():
+        if seconds >= 0.05:
+            lines.append(f"  {group:<9} {seconds:7.1f} cpu-s  ({seconds / wall_s:4.2f} cores)")
+    return "\n".join(lines)
+
+
+def top_snapshot(lines: int = 15) -> str:
+    """The first lines of `top -b -n1`, for a glimpse of the machine mid-run."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["top", "-b", "-n1", "-w", "160"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(top unavailable: {exc})"
+    return "\n".join(out.splitlines()[:lines])
