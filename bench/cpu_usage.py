@@ -9,7 +9,7 @@ on a shared machine) lands in `other`, which is how noise shows up.
 from __future__ import annotations
 
 import os
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,14 +71,14 @@ def sample() -> CpuSample:
 
 def report(start: CpuSample, end: CpuSample, wall_s: float) -> str:
     """CPU seconds per group between two samples, as cores used on average over the wall time."""
-    used: Counter[str] = Counter()
+    used: defaultdict[str, float] = defaultdict(float)
     for pid, (group, seconds) in end.processes.items():
         before = start.processes.get(pid)
         used[group] += seconds - (before[1] if before and before[0] == group else 0.0)
     busy = end.machine[0] - start.machine[0]
     total = max(1, end.machine[1] - start.machine[1])
     lines = [f"machine busy {100 * busy / total:.0f}% of all CPUs over {wall_s:.1f}s"]
-    for group, seconds in used.most_common():
+    for group, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
         if seconds >= 0.05:
             lines.append(f"  {group:<9} {seconds:7.1f} cpu-s  ({seconds / wall_s:4.2f} cores)")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from devstack.seed import seed_zones
 from identity.signing_keys import KeySet
@@ -55,6 +56,7 @@ def _is_loopback(host: str) -> bool:
 def require_loopback(settings: Settings) -> None:
     """Benchmarks only ever load the local stack: every service they touch is on loopback."""
     hosts = [settings.host, settings.pg_host, settings.redis_host]
+    hosts.append(urlsplit(settings.registry_url).hostname)
     hosts += [b.rpartition(":")[0] for b in settings.kafka_bootstrap.split(",")]
     remote = [h for h in hosts if h is not None and not _is_loopback(h)]
     if remote:
