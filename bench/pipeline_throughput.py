@@ -1,0 +1,224 @@
+"""Benchmark of the faust worker: raw votes in Kafka → rows in PostgreSQL and Redis windows.
+
+It encodes N valid v2 votes for a fresh tenant with the one Avro codec, produces
+them straight to votes.raw (as the gateway would, bypassing HTTP), and times
+from the first produce until (a) all N rows are in `sbp.votes` for the tenant,
+read under its RLS setting, and (b) the published Redis snapshots' 60-minute
+windows add up to exactly N. The worker's /stats counters are diffed around
+the run; a dead letter, a count above N or a worker restart fails the run.
+
+Run: `.venv/bin/python -m bench.pipeline_throughput --votes 20000`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+from confluent_kafka import Producer
+
+from bench.cpu_usage import report, sample, top_snapshot
+from bench.machine import describe_machine
+from bench.tenant import BenchTenant, fresh_tenant, require_loopback
+from sbp.settings import Settings, get_settings
+from schemas import catalog
+from schemas.codec import AvroCodec, registry_client
+from sinks.live.redis_keys import comfort_snapshots
+from streams.tables.dedup import dedup_key
+from streams.topics import VOTES_RAW
+
+KINDS = ("thermal", "air", "noise", "light")
+MAX_VOTES = 1_000_000
+SUBJECT = f"{VOTES_RAW.name}-value"
+
+
+def encoded_votes(tenant: BenchTenant, votes: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs exactly as the gateway writes them to votes.raw."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    with registry_client(tenant.settings) as client:
+        codec = AvroCodec(client)
+        writer = codec.writer(SUBJECT, catalog.latest(SUBJECT).text)
+    records = []
+    for i in range(votes):
+        kind = KINDS[i % len(KINDS)]
+        vote: dict[str, Any] = {
+            "tenantId": tenant.tenant_id,
+            "userRef": f"ref-{rng.randint(1, 400)}",
+            "receivedAt": now,
+            "late": False,
+            "voteUuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "buildingId": tenant.building_id,
+            "zoneId": rng.choice(tenant.zones),
+            "value": rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
+            # Recent, so every vote stays inside the 60-minute window for the whole run.
+            "clientTs": now - timedelta(seconds=rng.randint(0, 5 * 60)),
+            "schemaVersion": 2,
+            "kind": kind,
+        }
+        key = dedup_key(tenant.tenant_id, vote["voteUuid"]).encode()
+        records.append((key, codec.encode(writer, vote)))
+    return records
+
+
+def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+        }
+    )
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(VOTES_RAW.name, key=key, value=value)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60) != 0:
+        raise SystemExit("Kafka did not confirm every produced vote within 60s")
+
+
+def stored_rows(conn: psycopg.Connection[Any], tenant_id: str) -> int:
+    with conn.transaction():
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+        row = conn.execute("SELECT count(*) FROM sbp.votes WHERE tenant_id = %s", (tenant_id,))
+        found = row.fetchone()
+    return int(found[0]) if found else 0
+
+
+def windowed_votes(client: redis.Redis, tenant: BenchTenant) -> int:
+    """Σ n over every zone and kind of the published 60-minute windows."""
+    total = 0
+    for raw in client.hgetall(comfort_snapshots(tenant.tenant_id, tenant.building_id)).values():
+        for windows in json.loads(raw)["kinds"].values():
+            total += int(windows.get("60m", {}).get("n", 0))
+    return total
+
+
+def worker_stats(settings: Settings) -> dict[str, int]:
+    url = f"http://{settings.host}:{settings.worker_web_port}/stats"
+    stats: dict[str, int] = httpx.get(url, timeout=5).json()
+    return stats
+
+
+def wait_until_quiet(settings: Settings, limit_s: float = 30.0) -> None:
+    """Start from an idle worker, so the figure is not another run's backlog."""
+    deadline = time.monotonic() + limit_s
+    before = worker_stats(settings)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = worker_stats(settings)
+        if now == before:
+            return
+        before = now
+    print(f"warning: the worker was still busy after {limit_s:.0f}s; figures include that load")
+
+
+@dataclass
+class Progress:
+    """Seconds from the first produce until each milestone."""
+
+    first_row: float | None = None
+    postgres: float | None = None
+    redis: float | None = None
+
+
+def watch(tenant: BenchTenant, n: int, t0: float, timeout: float, top: bool) -> Progress:
+    """Poll PostgreSQL and Redis until both hold exactly n votes (10 polls a second)."""
+    progress, next_report, rows, windowed = Progress(), 5.0, 0, 0
+    settings = tenant.settings
+    with (
+        psycopg.connect(settings.pg_dsn("app")) as conn,
+        redis.Redis.from_url(settings.redis_url) as rds,
+    ):
+        while progress.postgres is None or progress.redis is None:
+            elapsed = time.perf_counter() - t0
+            if elapsed > timeout:
+                raise SystemExit(f"timed out after {timeout}s: {rows} rows, {windowed} windowed")
+            rows, windowed = stored_rows(conn, tenant.tenant_id), windowed_votes(rds, tenant)
+            if rows > n or windowed > n:
+                raise SystemExit(f"counted more than sent: {rows} rows, {windowed} windowed")
+            if progress.first_row is None and rows:
+                progress.first_row = elapsed
+            if progress.postgres is None and rows == n:
+                progress.postgres = elapsed
+            if progress.redis is None and windowed == n:
+                progress.redis = elapsed
+            if top and rows >= n // 2:
+                top = False
+                print("top, with half the rows stored:\n" + top_snapshot())
+            if elapsed >= next_report:
+                print(f"  t={elapsed:5.1f}s  rows {rows:>7}  in 60m windows {windowed:>7}")
+                next_report += 5.0
+            time.sleep(0.1)
+    return progress
+
+
+def main(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    require_loopback(settings)
+    ready = httpx.get(f"http://{settings.host}:{settings.worker_web_port}/ready", timeout=5)
+    if ready.status_code != 200:
+        raise SystemExit(f"worker not ready: {ready.status_code} {ready.text}")
+    tenant = fresh_tenant(settings, args.zones)
+    records = encoded_votes(tenant, args.votes, args.seed)
+    n = len(records)
+    print("== pipeline throughput: votes.raw -> worker -> PostgreSQL + Redis ==")
+    print(describe_machine())
+    print(f"tenant {tenant.tenant_id} ({len(tenant.zones)} zones); {n} raw votes")
+    wait_until_quiet(settings)
+
+    stats_before, cpu_before = worker_stats(settings), sample()
+    t0 = time.perf_counter()
+    produce(settings, records)
+    produced = time.perf_counter() - t0
+    progress = watch(tenant, n, t0, args.timeout, args.top)
+    wall = time.perf_counter() - t0
+    cpu = report(cpu_before, sample(), wall)
+    delta = {k: v - stats_before.get(k, 0) for k, v in worker_stats(settings).items()}
+
+    print(f"produced {n} votes in {produced:.2f}s ({n / produced:,.0f} votes/s into votes.raw)")
+    print(f"first row in PostgreSQL after {progress.first_row or 0:.2f}s")
+    for label, took in (
+        ("all rows in PostgreSQL", progress.postgres),
+        ("60m windows sum to N", progress.redis),
+    ):
+        assert took is not None
+        print(f"{label:<22} after {took:6.2f}s: {n / took:,.0f} votes/s end to end")
+    print(f"worker /stats delta: {json.dumps(dict(sorted(delta.items())))}")
+    print(cpu)
+    if any(v < 0 for v in delta.values()):
+        raise SystemExit("the worker restarted during the run: its counters went backwards")
+    if any(k.startswith("dlq_") and v for k, v in delta.items()):
+        raise SystemExit("records were dead-lettered during the run")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--votes", type=int, default=20_000, help="raw votes to produce")
+    parser.add_argument("--zones", type=int, default=4, help="zones seeded for the tenant")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after (s)")
+    parser.add_argument("--seed", type=int, default=20_000, help="random seed for the votes")
+    parser.add_argument("--top", action="store_true", help="print `top` at half the rows")
+    args = parser.parse_args(argv)
+    if not 1 <= args.votes <= MAX_VOTES:
+        parser.error(f"--votes must be 1..{MAX_VOTES}")
+    return args
+
+
+if __name__ == "__main__":
+    main(parse_args())
