@@ -29,6 +29,7 @@ from confluent_kafka import Producer
 from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
+from bench.worker_stats import delta, wait_until_quiet, worker_stats
 from sbp.settings import Settings, get_settings
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
@@ -109,25 +110,6 @@ def windowed_votes(client: redis.Redis, tenant: BenchTenant) -> int:
     return total
 
 
-def worker_stats(settings: Settings) -> dict[str, int]:
-    url = f"http://{settings.host}:{settings.worker_web_port}/stats"
-    stats: dict[str, int] = httpx.get(url, timeout=5).json()
-    return stats
-
-
-def wait_until_quiet(settings: Settings, limit_s: float = 30.0) -> None:
-    """Start from an idle worker, so the figure is not another run's backlog."""
-    deadline = time.monotonic() + limit_s
-    before = worker_stats(settings)
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        now = worker_stats(settings)
-        if now == before:
-            return
-        before = now
-    print(f"warning: the worker was still busy after {limit_s:.0f}s; figures include that load")
-
-
 @dataclass
 class Progress:
     """Seconds from the first produce until each milestone."""
@@ -180,7 +162,7 @@ def main(args: argparse.Namespace) -> None:
     print("== pipeline throughput: votes.raw -> worker -> PostgreSQL + Redis ==")
     print(describe_machine())
     print(f"tenant {tenant.tenant_id} ({len(tenant.zones)} zones); {n} raw votes")
-    wait_until_quiet(settings)
+    print(wait_until_quiet(settings))
 
     stats_before, cpu_before = worker_stats(settings), sample()
     t0 = time.perf_counter()
@@ -189,7 +171,7 @@ def main(args: argparse.Namespace) -> None:
     progress = watch(tenant, n, t0, args.timeout, args.top)
     wall = time.perf_counter() - t0
     cpu = report(cpu_before, sample(), wall)
-    delta = {k: v - stats_before.get(k, 0) for k, v in worker_stats(settings).items()}
+    changes = delta(stats_before, worker_stats(settings))
 
     print(f"produced {n} votes in {produced:.2f}s ({n / produced:,.0f} votes/s into votes.raw)")
     print(f"first row in PostgreSQL after {progress.first_row or 0:.2f}s")
@@ -199,11 +181,11 @@ def main(args: argparse.Namespace) -> None:
     ):
         assert took is not None
         print(f"{label:<22} after {took:6.2f}s: {n / took:,.0f} votes/s end to end")
-    print(f"worker /stats delta: {json.dumps(dict(sorted(delta.items())))}")
+    print(f"worker /stats delta: {json.dumps(changes)}")
     print(cpu)
-    if any(v < 0 for v in delta.values()):
+    if any(v < 0 for v in changes.values()):
         raise SystemExit("the worker restarted during the run: its counters went backwards")
-    if any(k.startswith("dlq_") and v for k, v in delta.items()):
+    if any(k.startswith("dlq_") and v for k, v in changes.items()):
         raise SystemExit("records were dead-lettered during the run")
 
 

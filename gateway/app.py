@@ -77,7 +77,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await asyncio.to_thread(publisher.wait_connected)
         state.redis = aioredis.Redis.from_url(settings.redis_url)
         state.redis_text = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-        state.pg = AsyncConnectionPool(settings.pg_dsn("app"), min_size=1, max_size=8, open=False)
+        # check= drops connections that died with a PostgreSQL restart before use.
+        state.pg = AsyncConnectionPool(
+            settings.pg_dsn("app"),
+            min_size=1,
+            max_size=8,
+            open=False,
+            timeout=5.0,
+            check=AsyncConnectionPool.check_connection,
+        )
         await state.pg.open()
         state.zones = ZoneDirectory(state.pg)
         state.fanout = LiveFanout(settings.redis_url)

@@ -2,16 +2,26 @@
 
 Every lookup is scoped to the token's tenant (the query runs under that
 tenant's RLS setting), so another tenant's zone is indistinguishable from one
-that does not exist.
+that does not exist. While PostgreSQL is unreachable a tenant's last known
+zones keep serving; a tenant never seen before gets `DirectoryUnavailable`
+(503), never a guess.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+log = logging.getLogger(__name__)
+
+
+class DirectoryUnavailable(RuntimeError):
+    """The zone registry cannot be read and nothing is cached for this tenant."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,16 @@ class ZoneDirectory:
         hit = self._cache.get(tenant_id)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
-            cur = await conn.execute("SELECT building_id, zone_id FROM sbp.zones")
-            rows = await cur.fetchall()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+                cur = await conn.execute("SELECT building_id, zone_id FROM sbp.zones")
+                rows = await cur.fetchall()
+        except (psycopg.Error, PoolTimeout) as exc:
+            if hit is not None:
+                log.warning("zone registry unreachable, serving cached zones: %s", exc)
+                return hit[1]
+            raise DirectoryUnavailable(str(exc)) from exc
         grouped: dict[str, set[str]] = {}
         for building_id, zone_id in rows:
             grouped.setdefault(building_id, set()).add(zone_id)

@@ -105,12 +105,12 @@ def test_clamping_compares_instants_not_wall_clocks() -> None:
     received = datetime(2026, 3, 10, 12, 3, 20, tzinfo=UTC)
     assert bucket_minute(client, received) == AS_OF_MINUTE + 3
     # 11:30-01:00 is 12:30Z: also clamped; 12:01+01:00 is 11:01Z: kept.
-    assert bucket_minute(datetime(2026, 3, 10, 11, 30, tzinfo=timezone(-timedelta(hours=1))), received) == (
-        AS_OF_MINUTE + 3
-    )
-    assert bucket_minute(datetime(2026, 3, 10, 12, 1, tzinfo=timezone(timedelta(hours=1))), received) == (
-        AS_OF_MINUTE - 59
-    )
+    assert bucket_minute(
+        datetime(2026, 3, 10, 11, 30, tzinfo=timezone(-timedelta(hours=1))), received
+    ) == (AS_OF_MINUTE + 3)
+    assert bucket_minute(
+        datetime(2026, 3, 10, 12, 1, tzinfo=timezone(timedelta(hours=1))), received
+    ) == (AS_OF_MINUTE - 59)
 
 
 # -- add_vote -------------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_thermal_summary() -> None:
     # |v| >= 2: -3, 2, 2 → 3 of 5.
     assert stats.pct_dissatisfied == pytest.approx(60.0)
     low, high = wilson_by_hand(3, 5)
-    assert stats.dissatisfied_ci95 == (pytest.approx(100 * low), pytest.approx(100 * high))
+    assert stats.dissatisfied_ci95 == pytest.approx((100 * low, 100 * high))
     assert stats.preferences == {"warmer": 2, "no_change": 1, "cooler": 1}
     assert stats.unique_voters == 4
     assert stats.remote_share == pytest.approx(0.2)
@@ -238,7 +238,9 @@ def test_thermal_summary() -> None:
     ("value", "dissatisfied"),
     [(-3, True), (-2, True), (-1, False), (0, False), (1, False), (2, True), (3, True)],
 )
-def test_thermal_dissatisfaction_is_two_or_more_from_neutral(value: int, dissatisfied: bool) -> None:
+def test_thermal_dissatisfaction_is_two_or_more_from_neutral(
+    value: int, dissatisfied: bool
+) -> None:
     stats = summarize("thermal", [bucket_of(vote(value=value))])
     assert stats.pct_dissatisfied == (100.0 if dissatisfied else 0.0)
 
@@ -261,7 +263,7 @@ def test_air_summary_mean_and_ci() -> None:
     assert stats.mean == pytest.approx(3.75)
     assert stats.pct_dissatisfied == pytest.approx(25.0)
     low, high = wilson_by_hand(1, 4)
-    assert stats.dissatisfied_ci95 == (pytest.approx(100 * low), pytest.approx(100 * high))
+    assert stats.dissatisfied_ci95 == pytest.approx((100 * low, 100 * high))
 
 
 def test_unique_voters_are_counted_across_buckets() -> None:
@@ -402,27 +404,25 @@ def test_windows_slide_with_the_as_of_minute() -> None:
 # -- properties -----------------------------------------------------------------
 
 PREFERENCES = st.sampled_from([None, "warmer", "no_change", "cooler"])
+SCALES = {"thermal": (-3, 3), "air": (1, 5)}
+Delivery = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 @st.composite
-def distinct_votes(draw: st.DrawFn) -> list[dict[str, Any]]:
+def with_replays(draw: st.DrawFn, kind: str = "thermal") -> Delivery:
+    """Distinct votes, and a delivery of them with replays (ids as str or as uuid.UUID)."""
+    low, high = SCALES[kind]
     ids = draw(st.lists(st.uuids(), min_size=1, max_size=12, unique=True))
-    return [
+    unique = [
         vote(
             str(i),
-            value=draw(st.integers(-3, 3)),
+            value=draw(st.integers(low, high)),
             user=draw(st.sampled_from(["a", "b", "c", "d"])),
-            preference=draw(PREFERENCES),
+            preference=draw(PREFERENCES) if kind == "thermal" else None,
             remote=draw(st.sampled_from([None, False, True])),
         )
         for i in ids
     ]
-
-
-@st.composite
-def with_replays(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Distinct votes, and a delivery of them with replays (ids as str or as uuid.UUID)."""
-    unique = draw(distinct_votes())
     picks = draw(st.lists(st.integers(0, len(unique) - 1), min_size=1, max_size=40))
     picks += range(len(unique))  # every vote is delivered at least once
     delivered = []
@@ -436,9 +436,7 @@ def with_replays(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 @settings(max_examples=200, deadline=None)
 @given(with_replays())
-def test_replays_leave_the_bucket_as_if_each_vote_came_once(
-    case: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-) -> None:
+def test_replays_leave_the_bucket_as_if_each_vote_came_once(case: Delivery) -> None:
     _, delivered = case
     bucket: dict[str, Any] | None = None
     seen: list[str] = []
@@ -459,21 +457,16 @@ def test_replays_leave_the_bucket_as_if_each_vote_came_once(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    case=with_replays(),
-    minutes=st.lists(st.integers(0, 4), min_size=12, max_size=12),
+    data=st.data(),
     kind=st.sampled_from(["thermal", "air"]),
+    minutes=st.lists(st.integers(0, 4), min_size=12, max_size=12),
 )
 def test_summary_over_buckets_equals_direct_computation(
-    case: tuple[list[dict[str, Any]], list[dict[str, Any]]], minutes: list[int], kind: str
+    data: st.DataObject, kind: str, minutes: list[int]
 ) -> None:
-    unique, delivered = case
-    if kind == "air":  # keep values on the kind's scale
-        for v in (*unique, *delivered):
-            v["value"] = v["value"] + 3 if v["value"] >= -2 else 5
-            v["value"] = max(1, min(5, v["value"]))
-    by_id = {v["voteUuid"]: v for v in unique}
-    minute_of = {vote_id: minutes[i] for i, vote_id in enumerate(by_id)}
-
+    unique, delivered = data.draw(with_replays(kind))
+    # Spread the votes over up to five minute buckets; replays land where the original did.
+    minute_of = {v["voteUuid"]: minutes[i] for i, v in enumerate(unique)}
     buckets: dict[int, dict[str, Any]] = {}
     for v in delivered:
         m = minute_of[str(v["voteUuid"])]
@@ -482,7 +475,7 @@ def test_summary_over_buckets_equals_direct_computation(
             buckets[m] = updated
     stats = summarize(kind, buckets.values())
 
-    values = [by_id[vote_id]["value"] for vote_id in by_id]
+    values = [v["value"] for v in unique]
     n = len(values)
     unhappy = sum(1 for x in values if (abs(x) >= 2 if kind == "thermal" else x <= 2))
     assert stats.n == n
@@ -490,10 +483,7 @@ def test_summary_over_buckets_equals_direct_computation(
     assert stats.distribution == dict(Counter(values))
     assert stats.pct_dissatisfied == pytest.approx(100 * unhappy / n)
     low, high = wilson_by_hand(unhappy, n)
-    assert stats.dissatisfied_ci95 == (
-        pytest.approx(100 * low, abs=1e-9),
-        pytest.approx(100 * high, abs=1e-9),
-    )
+    assert stats.dissatisfied_ci95 == pytest.approx((100 * low, 100 * high), abs=1e-9)
     assert stats.preferences == dict(
         Counter(v["preference"] for v in unique if v["preference"] is not None)
     )

@@ -12,9 +12,7 @@ import pytest
 
 from streams.tables.vote_migration import Invalid, migrate
 
-ACCEPTED_SCHEMA = (
-    Path(__file__).resolve().parents[2] / "schemas/avro/votes.accepted-value/v1.avsc"
-)
+ACCEPTED_SCHEMA = Path(__file__).resolve().parents[2] / "schemas/avro/votes.accepted-value/v1.avsc"
 CLIENT_TS = datetime(2026, 3, 10, 11, 58, 30, tzinfo=UTC)
 RECEIVED_AT = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
 VOTE_UUID = "6f1d2c3b-4a5e-4f60-9a7b-8c9d0e1f2a3b"
