@@ -47,9 +47,7 @@ def test_kafka_bootstrap_override_wins() -> None:
 
 def test_pg_host_changes_both_dsns_only() -> None:
     s = settings_from_env({"SBP_PG_HOST": "db.internal", "SBP_PG_PORT": "5433"})
-    assert s.pg_dsn() == (
-        "host=db.internal port=5433 dbname=sbp user=sbp_app password=sbp-app-dev"
-    )
+    assert s.pg_dsn() == ("host=db.internal port=5433 dbname=sbp user=sbp_app password=sbp-app-dev")
     assert s.pg_dsn("owner") == (
         "host=db.internal port=5433 dbname=sbp user=sbp_owner password=sbp-owner-dev"
     )
