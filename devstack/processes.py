@@ -111,13 +111,21 @@ def wait_until_ready(
     check: Callable[[], bool],
     timeout: float,
 ) -> None:
-    """Poll `check` until it passes; fail fast if the process died meanwhile."""
+    """Poll `check` until it passes; fail fast if the process died meanwhile.
+
+    Liveness here is by pid alone: a service may rewrite its command line while
+    starting (redis does), so the marker is only for recognising a pid file.
+    """
     deadline = time.monotonic() + timeout
     interval = 0.05
+    try:
+        pid = int(proc.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        pid = -1
     while True:
         if check():
             return
-        if not proc.is_running():
+        if pid < 0 or _is_zombie(pid):
             raise ReadinessTimeout(
                 f"{proc.name} exited before it became ready; log {proc.log_file}:\n"
                 f"{proc.log_tail()}"

@@ -30,6 +30,7 @@ from identity.signing_keys import KeySet
 from sbp.settings import Settings, get_settings
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
+from sinks.live.redis_client import connect
 from streams.topics import VOTES_RAW
 
 RAW_SUBJECT = f"{VOTES_RAW.name}-value"
@@ -75,8 +76,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raw_writers = {v.version: codec.writer(RAW_SUBJECT, v.text) for v in versions}
         publisher = KafkaPublisher(settings.kafka_bootstrap)
         await asyncio.to_thread(publisher.wait_connected)
-        state.redis = aioredis.Redis.from_url(settings.redis_url)
-        state.redis_text = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        state.redis = connect(settings.redis_url)
+        state.redis_text = connect(settings.redis_url, text=True)
         # check= drops connections that died with a PostgreSQL restart before use.
         state.pg = AsyncConnectionPool(
             settings.pg_dsn("app"),

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from sinks.live.redis_client import connect
 from sinks.live.redis_keys import building_events
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class LiveFanout:
         self._readers.clear()
 
     async def _read(self, key: str, start_id: str) -> None:
-        client = aioredis.Redis.from_url(self._redis_url, decode_responses=True)
+        client = connect(self._redis_url, text=True)
         last_id = start_id
         delay = 0.2
         try:

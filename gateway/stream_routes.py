@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -40,7 +40,7 @@ def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def _snapshot_frame(client: aioredis.Redis, tenant_id: str, building_id: str) -> bytes:
+async def _snapshot_frame(client: Any, tenant_id: str, building_id: str) -> bytes:
     zones = await client.hgetall(comfort_snapshots(tenant_id, building_id))
     body = {
         "tenantId": tenant_id,
@@ -51,7 +51,11 @@ async def _snapshot_frame(client: aioredis.Redis, tenant_id: str, building_id: s
 
 
 async def _events(
-    request: Request, principal: Principal, building_id: str, last_event_id: str | None
+    request: Request,
+    principal: Principal,
+    building_id: str,
+    last_event_id: str | None,
+    anchor: str,
 ) -> AsyncIterator[bytes]:
     state = request.app.state
     # A client with decode_responses=True: stream ids and fields come back as str.
@@ -59,8 +63,6 @@ async def _events(
     fanout: LiveFanout = state.fanout
     tenant_id = principal.tenant_id
     key = building_events(tenant_id, building_id)
-    newest = await client.xrevrange(key, count=1)
-    anchor = newest[0][0] if newest else "0-0"
     sub: Subscription = fanout.subscribe(tenant_id, building_id, anchor)
     try:
         yield b"retry: 2000\n\n"
@@ -121,8 +123,19 @@ async def building_stream(request: Request) -> Response:
     except RequestRejected as rejected:
         return error_response(rejected)
     last_event_id = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+    try:
+        # The stream's current end, read before the response starts so that a
+        # Redis outage is a clean 503 rather than a stream that breaks at once.
+        newest = await request.app.state.redis_text.xrevrange(
+            building_events(principal.tenant_id, building_id), count=1
+        )
+    except RedisError:
+        return error_response(
+            RequestRejected(503, "live_unavailable", "live updates unavailable", retry_after_s=5)
+        )
+    anchor = newest[0][0] if newest else "0-0"
     return StreamingResponse(
-        _events(request, principal, building_id, last_event_id),
+        _events(request, principal, building_id, last_event_id, anchor),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from sbp.settings import get_settings
 from schemas.codec import DecodeError
+from sinks.live.redis_client import connect
 from sinks.live.snapshot_writer import write_snapshots
 from streams.app import accepted_votes, app, comfort_buckets, is_ready
 from streams.clock import clock_from_env
@@ -93,7 +94,7 @@ def _rebuild_activity(now_minute: int) -> None:
 
 def _redis() -> aioredis.Redis:
     if _state["redis"] is None:
-        _state["redis"] = aioredis.Redis.from_url(get_settings().redis_url)
+        _state["redis"] = connect(get_settings().redis_url)
     client: aioredis.Redis = _state["redis"]
     return client
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 
 import httpx
 import redis
@@ -26,6 +27,11 @@ async def _next_aggregate(events: AsyncIterator[SseEvent], zone: str, n: int) ->
                     return event
 
     return await asyncio.wait_for(find(), timeout=60)
+
+
+def _published(tenant: Tenant, zone: str) -> bool:
+    snap = zone_snapshot(tenant.settings, tenant.tenant_id, tenant.building_id, zone)
+    return window(snap, "thermal", "15m") is not None
 
 
 def _post(tenant: Tenant, items: list[dict[str, object]]) -> None:
@@ -52,13 +58,7 @@ async def test_reconnect_with_last_event_id_receives_missed_events(tenant: Tenan
         # While disconnected, two more zones change.
         _post(tenant, [vote("z2", -1), vote("z3", 3)])
         for zone in ("z2", "z3"):
-            wait_for(
-                lambda z=zone: window(
-                    zone_snapshot(tenant.settings, tenant.tenant_id, "b1", z), "thermal", "15m"
-                ),
-                60,
-                f"{zone} published",
-            )
+            wait_for(partial(_published, tenant, zone), 60, f"{zone} published")
         key = building_events(tenant.tenant_id, tenant.building_id)
         with redis.Redis.from_url(tenant.settings.redis_url, decode_responses=True) as r:
             missed_ids = [entry[0] for entry in r.xrange(key, min=f"({seen.id}", max="+")]
