@@ -126,3 +126,22 @@ def worker_stats(settings: Settings) -> dict[str, int]:
     url = f"http://{settings.host}:{settings.worker_web_port}/stats"
     stats: dict[str, int] = httpx.get(url, timeout=5).json()
     return stats
+
+
+def wait_window(
+    settings: Settings,
+    tenant_id: str,
+    zone: str,
+    kind: str,
+    length: str,
+    n: int,
+    building: str = "b1",
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """The zone's published window once it counts `n` votes."""
+
+    def probe() -> dict[str, Any] | None:
+        stats = window(zone_snapshot(settings, tenant_id, building, zone), kind, length)
+        return stats if stats is not None and stats["n"] == n else None
+
+    return wait_for(probe, timeout, f"{zone} {kind} {length} window with n={n}")

@@ -23,6 +23,7 @@ from tests.integration.observe import (
     vote_count,
     vote_rows,
     wait_for,
+    wait_window,
     window,
     worker_stats,
     zone_snapshot,
@@ -99,17 +100,7 @@ async def test_batch_reaches_sse_postgres_and_redis(tenant: Tenant) -> None:
         (i["voteUuid"], i["zoneId"], i["kind"], i["value"]) for i in items
     )
 
-    snap = wait_for(
-        lambda: (
-            (s := zone_snapshot(tenant.settings, tenant.tenant_id, "b1", "z2"))
-            and window(s, "air", "15m")["n"] == 3  # type: ignore[index]
-            and s
-        ),
-        30,
-        "z2 snapshot",
-    )
-    air = window(snap, "air", "15m")
-    assert air is not None
+    air = wait_window(tenant.settings, tenant.tenant_id, "z2", "air", "15m", 3)
     assert air["mean"] == mean([1, 5, 4])
     assert air["pctDissatisfied"] == 100.0 / 3  # v <= 2: one of three
 
@@ -118,15 +109,7 @@ def test_same_batch_again_is_duplicate_and_changes_nothing(tenant: Tenant) -> No
     items = [vote("z1", v) for v in (1, -2, 3)]
     assert _post(tenant, items)["counts"]["accepted"] == 3
     wait_for(lambda: vote_count(tenant.settings, tenant.tenant_id) == 3, 60, "3 rows")
-    snap_before = wait_for(
-        lambda: (
-            (s := zone_snapshot(tenant.settings, tenant.tenant_id, "b1", "z1"))
-            and window(s, "thermal", "60m")["n"] == 3  # type: ignore[index]
-            and s
-        ),
-        30,
-        "z1 snapshot with 3 votes",
-    )
+    window_before = wait_window(tenant.settings, tenant.tenant_id, "z1", "thermal", "60m", 3)
     raw_before = end_offsets(tenant.settings, "votes.raw")
 
     again = _post(tenant, items)
@@ -137,23 +120,15 @@ def test_same_batch_again_is_duplicate_and_changes_nothing(tenant: Tenant) -> No
     assert end_offsets(tenant.settings, "votes.raw") == raw_before
     assert vote_count(tenant.settings, tenant.tenant_id) == 3
     after = zone_snapshot(tenant.settings, tenant.tenant_id, "b1", "z1")
-    assert window(after, "thermal", "60m") == window(snap_before, "thermal", "60m")
+    assert window(after, "thermal", "60m") == window_before
 
 
 def test_a_duplicate_inside_one_batch_is_counted_once(tenant: Tenant) -> None:
     first = vote("z3", 2)
     body = _post(tenant, [first, dict(first), vote("z3", -3)])
     assert [r["status"] for r in body["results"]] == ["accepted", "duplicate", "accepted"]
-    snap = wait_for(
-        lambda: (
-            (s := zone_snapshot(tenant.settings, tenant.tenant_id, "b1", "z3"))
-            and window(s, "thermal", "60m")["n"] == 2  # type: ignore[index]
-            and s
-        ),
-        30,
-        "z3 snapshot",
-    )
-    assert window(snap, "thermal", "60m")["distribution"] == {"-3": 1, "2": 1}  # type: ignore[index]
+    stats = wait_window(tenant.settings, tenant.tenant_id, "z3", "thermal", "60m", 2)
+    assert stats["distribution"] == {"-3": 1, "2": 1}
     assert vote_count(tenant.settings, tenant.tenant_id) == 2
 
 
@@ -168,16 +143,8 @@ def test_v1_vote_is_migrated_to_v2(tenant: Tenant) -> None:
     assert by_uuid[hot["voteUuid"]][2:4] == ("thermal", 2)
     assert {r[5] for r in by_uuid.values()} == {1}
 
-    snap = wait_for(
-        lambda: (
-            (s := zone_snapshot(tenant.settings, tenant.tenant_id, "b1", "z2"))
-            and window(s, "thermal", "15m")["n"] == 3  # type: ignore[index]
-            and s
-        ),
-        30,
-        "z2 snapshot",
-    )
-    assert window(snap, "thermal", "15m")["distribution"] == {"-2": 1, "0": 1, "2": 1}  # type: ignore[index]
+    stats = wait_window(tenant.settings, tenant.tenant_id, "z2", "thermal", "15m", 3)
+    assert stats["distribution"] == {"-2": 1, "0": 1, "2": 1}
 
 
 def _truncated_vote(tenant: Tenant) -> bytes:
