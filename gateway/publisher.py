@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ class KafkaPublisher:
                 self._producer.produce(
                     record.topic, key=record.key, value=record.value, on_delivery=on_delivery
                 )
-            except (BufferError, Exception):
+            except (BufferError, KafkaException):
+                # A full local queue or a producer in a fatal state: this item is
+                # answered `unavailable` and the app retries it.
                 future.set_result(False)
         if not futures:
             return []

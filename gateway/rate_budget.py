@@ -15,10 +15,15 @@ from dataclasses import dataclass, field
 class RateBudget:
     capacity: float = 60.0
     refill_per_s: float = 20.0
+    # Callers are forgotten once their bucket has refilled, past this many entries,
+    # so a long-running gateway does not keep one entry per user ever seen.
+    prune_above: int = 10_000
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def take(self, caller: str, now: float) -> float:
         """Spend one request; returns 0 if allowed, else the seconds until one is available."""
+        if len(self._buckets) > self.prune_above:
+            self._prune(now)
         tokens, last = self._buckets.get(caller, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - last) * self.refill_per_s)
         if tokens >= 1.0:
@@ -26,6 +31,14 @@ class RateBudget:
             return 0.0
         self._buckets[caller] = (tokens, now)
         return (1.0 - tokens) / self.refill_per_s
+
+    def _prune(self, now: float) -> None:
+        refill_time = self.capacity / self.refill_per_s
+        self._buckets = {
+            caller: (tokens, last)
+            for caller, (tokens, last) in self._buckets.items()
+            if now - last < refill_time
+        }
 
     @staticmethod
     def retry_after_header(wait_s: float) -> str:

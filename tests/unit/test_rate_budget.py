@@ -94,3 +94,18 @@ def test_retry_after_from_a_real_wait() -> None:
     wait = budget.take("alice", T0)
     assert wait == pytest.approx(1 / 0.3)
     assert RateBudget.retry_after_header(wait) == "4"
+
+
+def test_callers_whose_budget_refilled_are_forgotten() -> None:
+    budget = RateBudget(capacity=2.0, refill_per_s=1.0, prune_above=3)
+    for caller in ("a", "b", "c", "d"):
+        budget.take(caller, now=0.0)
+    # Two seconds later every bucket is full again: nothing is lost by forgetting them.
+    assert budget.take("e", now=2.5) == 0.0
+    assert set(budget._buckets) == {"e"}
+    # A caller still inside its refill window is kept.
+    budget = RateBudget(capacity=2.0, refill_per_s=1.0, prune_above=1)
+    budget.take("a", now=0.0)
+    budget.take("b", now=0.0)
+    budget.take("c", now=1.0)
+    assert set(budget._buckets) == {"a", "b", "c"}
