@@ -27,6 +27,7 @@ import httpx
 from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
+from bench.worker_stats import wait_until_quiet
 from sbp.settings import get_settings
 
 KINDS = ("thermal", "air", "noise", "light")
@@ -82,7 +83,10 @@ async def _post(client: httpx.AsyncClient, body: bytes, token: str, tally: Tally
         return
     tally.latencies_s.append(time.perf_counter() - started)
     if response.status_code != 200:
-        code = response.json().get("error", {}).get("code", "?")
+        try:
+            code = response.json().get("error", {}).get("code", "?")
+        except ValueError:  # not even a JSON error body
+            code = response.text[:60]
         tally.failures[f"http_{response.status_code}:{code}"] += 1
         return
     for result in response.json()["results"]:
@@ -131,16 +135,18 @@ def main(args: argparse.Namespace) -> None:
     if ready.status_code != 200:
         raise SystemExit(f"gateway not ready: {ready.status_code} {ready.text}")
 
+    print("== gateway ingest: POST /api/v1/votes/batch ==")
+    print(describe_machine())
+    # The worker shares the CPUs: a previous run's backlog would slow this one down.
+    print(wait_until_quiet(settings, limit_s=args.timeout))
+    # Votes and tokens are made after the wait, so none is late or expired when posted.
     tenant = fresh_tenant(settings, args.zones)
     batches = math.ceil(args.votes / args.batch)
     warmup = args.clients if args.warmup else 0
     bodies = build_bodies(tenant, (batches + warmup) * args.batch, args.batch, seed=args.seed)
-    bodies = bodies[: batches + warmup]
     tokens = tenant.tokens(len(bodies), ttl_s=int(args.timeout) + 120)
     votes = sum(len(json.loads(b)["items"]) for b in bodies[warmup:])
 
-    print("== gateway ingest: POST /api/v1/votes/batch ==")
-    print(describe_machine())
     print(
         f"tenant {tenant.tenant_id} ({len(tenant.zones)} zones); {args.clients} clients; "
         f"{batches} batches of {args.batch} = {votes} votes (+{warmup} warm-up batches)"
@@ -174,7 +180,9 @@ def main(args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--votes", type=int, default=20_000, help="total votes in the timed run")
+    parser.add_argument(
+        "--votes", type=int, default=20_000, help="votes in the timed run (whole batches)"
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
     parser.add_argument("--batch", type=int, default=100, help="votes per request (1-100)")
     parser.add_argument("--zones", type=int, default=4, help="zones seeded for the tenant")

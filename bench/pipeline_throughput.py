@@ -29,7 +29,7 @@ from confluent_kafka import Producer
 from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
-from bench.worker_stats import delta, wait_until_quiet, worker_stats
+from bench.worker_stats import delta, stage_progress, wait_until_quiet, worker_stats
 from sbp.settings import Settings, get_settings
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
@@ -119,8 +119,12 @@ class Progress:
     redis: float | None = None
 
 
-def watch(tenant: BenchTenant, n: int, t0: float, timeout: float, top: bool) -> Progress:
-    """Poll PostgreSQL and Redis until both hold exactly n votes (10 polls a second)."""
+def watch(
+    tenant: BenchTenant, n: int, t0: float, args: argparse.Namespace, stats: dict[str, int]
+) -> Progress:
+    """Poll PostgreSQL and Redis until both hold exactly n votes (10 polls a second),
+    printing every 5 s how far each store and each worker stage got since `stats`."""
+    timeout, top = args.timeout, args.top
     progress, next_report, rows, windowed = Progress(), 5.0, 0, 0
     settings = tenant.settings
     with (
@@ -144,7 +148,10 @@ def watch(tenant: BenchTenant, n: int, t0: float, timeout: float, top: bool) -> 
                 top = False
                 print("top, with half the rows stored:\n" + top_snapshot())
             if elapsed >= next_report:
-                print(f"  t={elapsed:5.1f}s  rows {rows:>7}  in 60m windows {windowed:>7}")
+                print(
+                    f"  t={elapsed:5.1f}s  rows {rows:>7}  in 60m windows {windowed:>7}  "
+                    + stage_progress(stats, settings)
+                )
                 next_report += 5.0
             time.sleep(0.1)
     return progress
@@ -168,7 +175,7 @@ def main(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     produce(settings, records)
     produced = time.perf_counter() - t0
-    progress = watch(tenant, n, t0, args.timeout, args.top)
+    progress = watch(tenant, n, t0, args, stats_before)
     wall = time.perf_counter() - t0
     cpu = report(cpu_before, sample(), wall)
     changes = delta(stats_before, worker_stats(settings))

@@ -23,23 +23,37 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after.get(k, 0) - before.get(k, 0) for k in sorted(before.keys() | after.keys())}
 
 
-def _processed(stats: dict[str, int]) -> int:
-    return sum(v for k, v in stats.items() if k.startswith("processor_"))
+def _work_done(stats: dict[str, int]) -> int:
+    """Records handled by any stage: the processor, the aggregator and the sink."""
+    return sum(stats.values())
 
 
-def wait_until_quiet(settings: Settings, max_rate: float = 50.0, limit_s: float = 60.0) -> str:
-    """Wait until the worker takes in fewer than `max_rate` votes/s, so a run does not
-    start behind another run's backlog. Returns a line describing the background load."""
+def stage_progress(before: dict[str, int], settings: Settings) -> str:
+    """How far each stage got since `before`: shows which one is behind."""
+    d = delta(before, worker_stats(settings))
+    processed = d.get("processor_first", 0) + d.get("processor_replay", 0)
+    return (
+        f"processed {processed:>7}  aggregated {d.get('aggregator_applied', 0):>7}  "
+        f"sunk {d.get('sink_inserted', 0):>7}"
+    )
+
+
+def wait_until_quiet(
+    settings: Settings, max_rate: float = 20.0, quiet_s: int = 3, limit_s: float = 120.0
+) -> str:
+    """Wait until the worker's stages together handle fewer than `max_rate` records/s for
+    `quiet_s` seconds in a row, so a run does not start behind another run's backlog (the
+    stages can pause for a second mid-backlog). Returns a line describing that load."""
     started = time.monotonic()
-    before = _processed(worker_stats(settings))
+    before = _work_done(worker_stats(settings))
+    quiet = 0
     while True:
         time.sleep(1.0)
-        now = _processed(worker_stats(settings))
+        now = _work_done(worker_stats(settings))
         rate, before = float(now - before), now
+        quiet = quiet + 1 if rate < max_rate else 0
         waited = time.monotonic() - started
-        if rate < max_rate:
-            return (
-                f"worker background load before the run: {rate:.0f} votes/s (waited {waited:.0f}s)"
-            )
+        if quiet >= quiet_s:
+            return f"worker load before the run: {rate:.0f} records/s (waited {waited:.0f}s)"
         if waited > limit_s:
-            return f"warning: worker still busy ({rate:.0f} votes/s) after {waited:.0f}s"
+            return f"warning: worker still busy ({rate:.0f} records/s) after {waited:.0f}s"
