@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,6 +30,7 @@ from sbp.settings import Settings, get_settings
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
 from sinks.live.redis_client import connect
+from sinks.timescale.connection import ReconnectingConnection
 from streams.topics import VOTES_RAW
 
 RAW_SUBJECT = f"{VOTES_RAW.name}-value"
@@ -48,7 +48,7 @@ async def readyz(request: Request) -> Response:
     except aioredis.RedisError:
         checks["redis"] = False
     try:
-        async with state.pg.connection() as conn:
+        async with state.pg.transaction() as conn:
             await conn.execute("SELECT 1")
         checks["postgres"] = True
     except Exception:
@@ -78,16 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await asyncio.to_thread(publisher.wait_connected)
         state.redis = connect(settings.redis_url)
         state.redis_text = connect(settings.redis_url, text=True)
-        # check= drops connections that died with a PostgreSQL restart before use.
-        state.pg = AsyncConnectionPool(
-            settings.pg_dsn("app"),
-            min_size=1,
-            max_size=8,
-            open=False,
-            timeout=5.0,
-            check=AsyncConnectionPool.check_connection,
-        )
-        await state.pg.open()
+        state.pg = ReconnectingConnection(settings.pg_dsn("app"))
         state.zones = ZoneDirectory(state.pg)
         state.fanout = LiveFanout(settings.redis_url)
         state.sse_heartbeat_s = HEARTBEAT_S

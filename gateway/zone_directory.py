@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from sinks.timescale.connection import ReconnectingConnection
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ class TenantZones:
 
 
 class ZoneDirectory:
-    def __init__(self, pool: AsyncConnectionPool[Any], ttl_s: float = 5.0) -> None:
-        self._pool = pool
+    def __init__(self, db: ReconnectingConnection, ttl_s: float = 5.0) -> None:
+        self._db = db
         self._ttl = ttl_s
         self._cache: dict[str, tuple[float, TenantZones]] = {}
 
@@ -47,11 +47,11 @@ class ZoneDirectory:
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._db.transaction() as conn:
                 await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
                 cur = await conn.execute("SELECT building_id, zone_id FROM sbp.zones")
                 rows = await cur.fetchall()
-        except (psycopg.Error, PoolTimeout) as exc:
+        except psycopg.Error as exc:
             if hit is not None:
                 log.warning("zone registry unreachable, serving cached zones: %s", exc)
                 return hit[1]

@@ -10,6 +10,7 @@ republish of every active zone each minute as the windows slide.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,13 +21,15 @@ from schemas.codec import DecodeError
 from sinks.live.redis_client import connect
 from sinks.live.snapshot_writer import write_snapshots
 from streams.app import accepted_votes, app, comfort_buckets, is_ready
+from streams.batch_guard import complete_batch
 from streams.clock import clock_from_env
 from streams.counters import counters
 from streams.dlq import dead_letter
 from streams.serde import decode_with_retry
+from streams.table_writes import within_partition_of
 from streams.tables.comfort_buckets import (
     LONGEST_WINDOW_MIN,
-    add_vote,
+    add_votes,
     bucket_key,
     bucket_minute,
     epoch_minute,
@@ -42,9 +45,13 @@ activity = ZoneActivity()
 _state: dict[str, Any] = {"rebuilt": False, "redis": None}
 
 
-@app.agent(accepted_votes)
-async def aggregate_votes(stream: Any) -> None:
-    async for event in stream.events():
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.2
+
+
+async def _aggregate(events: Sequence[Any]) -> None:
+    by_bucket: dict[bytes, tuple[Any, list[dict[str, Any]]]] = {}
+    for event in events:
         try:
             vote = await decode_with_retry(event.value)
         except DecodeError as exc:
@@ -53,13 +60,25 @@ async def aggregate_votes(stream: Any) -> None:
         zone = zone_key(vote["tenantId"], vote["buildingId"], vote["zoneId"])
         minute = bucket_minute(vote["clientTs"], vote["receivedAt"])
         key = bucket_key(zone, vote["kind"], minute).encode()
-        updated = add_vote(comfort_buckets.get(key), vote)
-        if updated is None:
-            counters["aggregator_replayed"] += 1
-        else:
-            counters["aggregator_applied"] += 1
-            comfort_buckets[key] = updated
+        # Every vote of a bucket comes from one partition (keyed by zone), so any
+        # of its events names the right changelog partition.
+        by_bucket.setdefault(key, (event, []))[1].append(vote)
         activity.touch(zone, vote["kind"], minute)
+    for key, (event, votes) in by_bucket.items():
+        updated, replayed = add_votes(comfort_buckets.get(key), votes)
+        counters["aggregator_replayed"] += replayed
+        counters["aggregator_applied"] += len(votes) - replayed
+        if updated is not None:
+            with within_partition_of(event):
+                comfort_buckets[key] = updated
+
+
+@app.agent(accepted_votes)
+async def aggregate_votes(stream: Any) -> None:
+    # Batches, so a bucket hit by many votes is written (and its changelog record
+    # sent) once per batch instead of once per vote.
+    async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        await complete_batch(_aggregate, events)
 
 
 def snapshot(zone: str, kinds: list[str], now: datetime) -> dict[str, Any]:

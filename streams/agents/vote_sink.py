@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
 from sbp.settings import get_settings
 from schemas.codec import DecodeError
+from sinks.timescale.connection import ReconnectingConnection
 from sinks.timescale.vote_writer import ensure_partitions, to_row, write_votes
 from streams.app import accepted_votes, app
+from streams.batch_guard import complete_batch
 from streams.counters import counters
 from streams.dlq import dead_letter
 from streams.serde import decode_with_retry
@@ -30,38 +33,13 @@ BATCH_WITHIN_S = 0.5
 _DETERMINISTIC = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
-class _Connection:
-    """One connection for the agent, re-opened (with back-off) after any failure."""
-
-    def __init__(self) -> None:
-        self.conn: psycopg.AsyncConnection[Any] | None = None
-
-    async def get(self) -> psycopg.AsyncConnection[Any]:
-        delay = 0.2
-        while self.conn is None or self.conn.closed:
-            try:
-                self.conn = await psycopg.AsyncConnection.connect(get_settings().pg_dsn("app"))
-                await ensure_partitions(self.conn)
-            except psycopg.OperationalError as exc:
-                log.warning("postgres unavailable, retrying in %.1fs: %s", delay, exc)
-                self.conn = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        return self.conn
-
-    async def reset(self) -> None:
-        if self.conn is not None:
-            await self.conn.close()
-        self.conn = None
-
-
-_db = _Connection()
+_db = ReconnectingConnection(get_settings().pg_dsn("app"), on_connect=ensure_partitions)
 
 
 async def _write_until_durable(rows: list[tuple[Any, ...]]) -> None:
     delay = 0.2
     while True:
-        conn = await _db.get()
+        conn = await _db.get_retrying()
         try:
             inserted = await write_votes(conn, rows)
             counters["sink_inserted"] += inserted
@@ -76,27 +54,31 @@ async def _write_until_durable(rows: list[tuple[Any, ...]]) -> None:
             delay = min(delay * 2, 5.0)
 
 
+async def _sink(events: Sequence[Any]) -> None:
+    rows: list[tuple[Any, ...]] = []
+    sources: list[Any] = []
+    for event in events:
+        try:
+            vote = await decode_with_retry(event.value)
+        except DecodeError:
+            continue
+        rows.append(to_row(vote))
+        sources.append(event.message)
+    if not rows:
+        return
+    try:
+        await _write_until_durable(rows)
+    except _DETERMINISTIC:
+        await _db.reset()
+        for row, message in zip(rows, sources, strict=True):
+            try:
+                await _write_until_durable([row])
+            except _DETERMINISTIC as exc:
+                await _db.reset()
+                await dead_letter(message, "db_rejected", f"{type(exc).__name__}: {exc}")
+
+
 @app.agent(accepted_votes)
 async def sink_votes(stream: Any) -> None:
     async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        rows: list[tuple[Any, ...]] = []
-        sources: list[Any] = []
-        for event in events:
-            try:
-                vote = await decode_with_retry(event.value)
-            except DecodeError:
-                continue
-            rows.append(to_row(vote))
-            sources.append(event.message)
-        if not rows:
-            continue
-        try:
-            await _write_until_durable(rows)
-        except _DETERMINISTIC:
-            await _db.reset()
-            for row, message in zip(rows, sources, strict=True):
-                try:
-                    await _write_until_durable([row])
-                except _DETERMINISTIC as exc:
-                    await _db.reset()
-                    await dead_letter(message, "db_rejected", f"{type(exc).__name__}: {exc}")
+        await complete_batch(_sink, events)

@@ -43,28 +43,59 @@ def split_bucket_key(key: str) -> tuple[str, str, int]:
     return zone, kind, int(minute)
 
 
-def add_vote(bucket: Mapping[str, Any] | None, vote: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The bucket with `vote` applied, or None when it already holds that voteUuid."""
+# Unique voters are counted by a 64-bit prefix of the userRef: collisions are
+# negligible at a bucket's scale, and the full 256-bit refs would make every
+# bucket (and every changelog record of it) several times larger.
+VOTER_KEY_CHARS = 16
+
+
+def empty_bucket() -> dict[str, Any]:
+    return {"v": {}, "p": {}, "u": [], "ids": [], "r": 0}
+
+
+def add_votes(
+    bucket: Mapping[str, Any] | None, votes: Iterable[Mapping[str, Any]]
+) -> tuple[dict[str, Any] | None, int]:
+    """The bucket with `votes` applied, and how many were already in it (replays).
+
+    Returns None for the bucket when nothing new was applied. Copies the bucket
+    once however many votes there are.
+    """
     current: dict[str, Any] = (
-        {"v": {}, "p": {}, "u": [], "ids": [], "r": 0}
+        empty_bucket()
         if bucket is None
         else {k: (v.copy() if isinstance(v, dict | list) else v) for k, v in bucket.items()}
     )
     # The codec decodes a uuid logical type to uuid.UUID while stored buckets hold
     # strings: compare as strings, or a replayed vote would count twice.
-    vote_id = str(vote["voteUuid"])
-    if vote_id in current["ids"]:
-        return None
-    current["ids"].append(vote_id)
-    value = str(vote["value"])
-    current["v"][value] = current["v"].get(value, 0) + 1
-    if vote.get("preference"):
-        current["p"][vote["preference"]] = current["p"].get(vote["preference"], 0) + 1
-    if vote["userRef"] not in current["u"]:
-        current["u"].append(vote["userRef"])
-    if vote.get("remote"):
-        current["r"] += 1
-    return current
+    seen = set(current["ids"])
+    voters = set(current["u"])
+    applied = replayed = 0
+    for vote in votes:
+        vote_id = str(vote["voteUuid"])
+        if vote_id in seen:
+            replayed += 1
+            continue
+        seen.add(vote_id)
+        current["ids"].append(vote_id)
+        value = str(vote["value"])
+        current["v"][value] = current["v"].get(value, 0) + 1
+        if vote.get("preference"):
+            current["p"][vote["preference"]] = current["p"].get(vote["preference"], 0) + 1
+        voter = vote["userRef"][:VOTER_KEY_CHARS]
+        if voter not in voters:
+            voters.add(voter)
+            current["u"].append(voter)
+        if vote.get("remote"):
+            current["r"] += 1
+        applied += 1
+    return (current if applied else None), replayed
+
+
+def add_vote(bucket: Mapping[str, Any] | None, vote: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The bucket with `vote` applied, or None when it already holds that voteUuid."""
+    updated, _replayed = add_votes(bucket, [vote])
+    return updated
 
 
 def is_dissatisfied(kind: str, value: int) -> bool:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from devstack import postgres, redis_server
+from devstack import kafka, postgres, redis_server
 from sbp.settings import Settings
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
@@ -22,10 +22,13 @@ from tests.integration.votes import vote
 
 @pytest.fixture
 def restore_stack(stack: Settings) -> Iterator[None]:
-    """Whatever a test stops is started again, even when the test fails."""
+    """Whatever a test stops is started again, even when the test fails, and the
+    gateway must find its way back to ready on its own."""
     yield
     postgres.up(stack)
     redis_server.up(stack)
+    gateway = f"http://{stack.host}:{stack.gateway_port}/readyz"
+    wait_for(lambda: httpx.get(gateway, timeout=5).status_code == 200, 60, "gateway ready")
 
 
 def _raw_votes(tenant: Tenant, count: int) -> list[tuple[bytes, bytes]]:
@@ -98,7 +101,7 @@ def test_losing_redis_never_double_counts(tenant: Tenant, restore_stack: None) -
     redis_server.down(settings)
     first = httpx.post(url, json={"items": items}, headers=headers, timeout=30)
     # Without Redis the gateway cannot tell duplicates, but it still ingests.
-    assert first.status_code == 200
+    assert first.status_code == 200, first.text
     assert first.json()["counts"]["accepted"] == 3
 
     redis_server.up(settings)
@@ -116,3 +119,45 @@ def test_losing_redis_never_double_counts(tenant: Tenant, restore_stack: None) -
     assert stats["distribution"] == {"1": 1, "2": 1, "3": 1}
     wait_for(lambda: vote_count(settings, tenant.tenant_id) == 3, 60, "three rows")
     assert vote_count(settings, tenant.tenant_id) == 3
+
+
+def test_gateway_answers_503_while_kafka_is_down(tenant: Tenant, stack: Settings) -> None:
+    url = f"{tenant.gateway}/api/v1/votes/batch"
+    try:
+        kafka.down(stack)
+        wait_for(
+            lambda: httpx.get(f"{tenant.gateway}/readyz", timeout=5).status_code == 503,
+            30,
+            "gateway not ready without Kafka",
+        )
+        refused = httpx.post(
+            url, json={"items": [vote("z1", 1)]}, headers=tenant.headers(), timeout=30
+        )
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "broker_unavailable"
+        assert int(refused.headers["retry-after"]) > 0
+    finally:
+        kafka.start(stack)
+        kafka.wait_ready(stack)
+    # Both the gateway and the worker find the broker again on their own.
+    wait_for(
+        lambda: httpx.get(f"{tenant.gateway}/readyz", timeout=5).status_code == 200,
+        60,
+        "gateway ready again",
+    )
+    accepted = wait_for(
+        lambda: (
+            (
+                r := httpx.post(
+                    url, json={"items": [vote("z1", 1)]}, headers=tenant.headers(), timeout=30
+                )
+            ).status_code
+            == 200
+            and r.json()["counts"]["accepted"] == 1
+            and r
+        ),
+        60,
+        "a vote accepted after the outage",
+    )
+    assert accepted
+    wait_for(lambda: vote_count(stack, tenant.tenant_id) == 1, 120, "the vote stored")

@@ -129,7 +129,7 @@ def test_a_duplicate_inside_one_batch_is_counted_once(tenant: Tenant) -> None:
     assert [r["status"] for r in body["results"]] == ["accepted", "duplicate", "accepted"]
     stats = wait_window(tenant.settings, tenant.tenant_id, "z3", "thermal", "60m", 2)
     assert stats["distribution"] == {"-3": 1, "2": 1}
-    assert vote_count(tenant.settings, tenant.tenant_id) == 2
+    wait_for(lambda: vote_count(tenant.settings, tenant.tenant_id) == 2, 60, "two rows")
 
 
 def test_v1_vote_is_migrated_to_v2(tenant: Tenant) -> None:
