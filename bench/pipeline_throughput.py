@@ -24,73 +24,48 @@ from typing import Any
 import httpx
 import psycopg
 import redis
-from confluent_kafka import Producer
 
 from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
 from bench.worker_stats import delta, stage_progress, wait_until_quiet, worker_stats
-from sbp.settings import Settings, get_settings
-from schemas import catalog
-from schemas.codec import AvroCodec, registry_client
+from devstack.raw_votes import RawVoteProducer, raw_vote
+from sbp.settings import get_settings
 from sinks.live.redis_keys import comfort_snapshots
-from streams.tables.dedup import dedup_key
-from streams.topics import VOTES_RAW
 
 KINDS = ("thermal", "air", "noise", "light")
 MAX_VOTES = 1_000_000
-SUBJECT = f"{VOTES_RAW.name}-value"
 
 
-def encoded_votes(tenant: BenchTenant, votes: int, seed: int) -> list[tuple[bytes, bytes]]:
+def encoded_votes(
+    producer: RawVoteProducer, tenant: BenchTenant, votes: int, seed: int
+) -> list[tuple[bytes, bytes]]:
     """(key, value) pairs exactly as the gateway writes them to votes.raw."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    with registry_client(tenant.settings) as client:
-        codec = AvroCodec(client)
-        writer = codec.writer(SUBJECT, catalog.latest(SUBJECT).text)
     records = []
     for i in range(votes):
         kind = KINDS[i % len(KINDS)]
-        vote: dict[str, Any] = {
-            "tenantId": tenant.tenant_id,
-            "userRef": f"ref-{rng.randint(1, 400)}",
-            "receivedAt": now,
-            "late": False,
-            "voteUuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "buildingId": tenant.building_id,
-            "zoneId": rng.choice(tenant.zones),
-            "value": rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
+        vote = raw_vote(
+            tenant.tenant_id,
+            tenant.building_id,
+            rng.choice(tenant.zones),
+            kind=kind,
+            value=rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
+            user_ref=f"ref-{rng.randint(1, 400)}",
             # Recent, so every vote stays inside the 60-minute window for the whole run.
-            "clientTs": now - timedelta(seconds=rng.randint(0, 5 * 60)),
-            "schemaVersion": 2,
-            "kind": kind,
-        }
-        key = dedup_key(tenant.tenant_id, vote["voteUuid"]).encode()
-        records.append((key, codec.encode(writer, vote)))
+            client_ts=now - timedelta(seconds=rng.randint(0, 5 * 60)),
+            received_at=now,
+            vote_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        )
+        records.append(producer.encode(vote))
     return records
 
 
-def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-        }
-    )
+def produce(producer: RawVoteProducer, records: list[tuple[bytes, bytes]]) -> None:
     for key, value in records:
-        while True:
-            try:
-                producer.produce(VOTES_RAW.name, key=key, value=value)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                producer.poll(0.05)
-        producer.poll(0)
-    if producer.flush(60) != 0:
-        raise SystemExit("Kafka did not confirm every produced vote within 60s")
+        producer.produce_bytes(key, value)
+    producer.flush(60)
 
 
 def stored_rows(conn: psycopg.Connection[Any], tenant_id: str) -> int:
@@ -164,7 +139,8 @@ def main(args: argparse.Namespace) -> None:
     if ready.status_code != 200:
         raise SystemExit(f"worker not ready: {ready.status_code} {ready.text}")
     tenant = fresh_tenant(settings, args.zones)
-    records = encoded_votes(tenant, args.votes, args.seed)
+    producer = RawVoteProducer(settings)
+    records = encoded_votes(producer, tenant, args.votes, args.seed)
     n = len(records)
     print("== pipeline throughput: votes.raw -> worker -> PostgreSQL + Redis ==")
     print(describe_machine())
@@ -173,7 +149,7 @@ def main(args: argparse.Namespace) -> None:
 
     stats_before, cpu_before = worker_stats(settings), sample()
     t0 = time.perf_counter()
-    produce(settings, records)
+    produce(producer, records)
     produced = time.perf_counter() - t0
     progress = watch(tenant, n, t0, args, stats_before)
     wall = time.perf_counter() - t0

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from devstack.seed import seed_zones
-from identity.signing_keys import KeySet
-from identity.tokens import mint_access_token
+from identity.dev_cli import mint_dev_token
 from sbp.settings import Settings
 
 BUILDING = "b1"
@@ -28,16 +27,13 @@ class BenchTenant:
 
     def tokens(self, users: int, ttl_s: int) -> list[str]:
         """One occupant token per user (`occupant-0` …), minted with the stack's keys."""
-        keyset = KeySet.load_or_create(self.settings.keys_dir)
         return [
-            mint_access_token(
-                keyset,
-                tenant_id=self.tenant_id,
-                user_id=f"occupant-{i}",
-                role="occupant",
-                building_ids=[self.building_id],
-                issuer=self.settings.jwt_issuer,
-                audience=self.settings.jwt_audience,
+            mint_dev_token(
+                self.settings,
+                self.tenant_id,
+                f"occupant-{i}",
+                "occupant",
+                [self.building_id],
                 ttl_s=ttl_s,
             )
             for i in range(users)

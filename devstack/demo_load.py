@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from devstack.seed import DEMO_BUILDING, DEMO_TENANT, DEMO_ZONES
-from identity.signing_keys import KeySet
-from identity.tokens import mint_access_token
+from identity.dev_cli import mint_dev_token
 from sbp.settings import Settings, get_settings
 
 KINDS = ("thermal", "air", "noise", "light")
@@ -40,16 +39,13 @@ def _vote(now: datetime) -> dict[str, object]:
 
 
 def run(settings: Settings, duration_s: float, interval_s: float, users: int = 25) -> int:
-    keyset = KeySet.load_or_create(settings.keys_dir)
     tokens = [
-        mint_access_token(
-            keyset,
-            tenant_id=DEMO_TENANT,
-            user_id=f"occupant-{i}",
-            role="occupant",
-            building_ids=[DEMO_BUILDING],
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+        mint_dev_token(
+            settings,
+            DEMO_TENANT,
+            f"occupant-{i}",
+            "occupant",
+            [DEMO_BUILDING],
             ttl_s=int(duration_s) + 60,
         )
         for i in range(users)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -78,6 +79,20 @@ def init_cluster(settings: Settings) -> None:
         os.chown(root, entry.pw_uid, entry.pw_gid)
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
     pwfile.chmod(0o600)
+    try:
+        _initdb(settings, data, pwfile, user)
+    except subprocess.CalledProcessError:
+        # A half-made data dir would make every later attempt fail too.
+        shutil.rmtree(data, ignore_errors=True)
+        raise
+    (data / "pg_hba.conf").write_text(
+        "# Written by sbp dev: loopback TCP only, passwords for everyone.\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+        "host all all ::1/128 scram-sha-256\n"
+    )
+
+
+def _initdb(settings: Settings, data: Path, pwfile: Path, user: str | None) -> None:
     subprocess.run(
         [
             str(PG_BIN / "initdb"),
@@ -91,13 +106,12 @@ def init_cluster(settings: Settings) -> None:
             "--locale=C.UTF-8",
         ],
         check=True,
+        # Drop root's groups as well: with group root kept, a root-owned folder's
+        # group bits (often none) would apply instead of its "other" bits.
         user=user,
+        group=user,
+        extra_groups=[] if user is not None else None,
         stdout=subprocess.DEVNULL,
-    )
-    (data / "pg_hba.conf").write_text(
-        "# Written by sbp dev: loopback TCP only, passwords for everyone.\n"
-        "host all all 127.0.0.1/32 scram-sha-256\n"
-        "host all all ::1/128 scram-sha-256\n"
     )
 
 

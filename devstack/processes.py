@@ -79,7 +79,11 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=cwd,
+                # Drop root's groups too: with group root kept, a root-owned
+                # folder's group bits (often none) would apply instead of "other".
                 user=user,
+                group=user,
+                extra_groups=[] if user is not None else None,
                 start_new_session=True,
             )
         _children[proc.pid] = proc

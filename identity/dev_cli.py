@@ -16,7 +16,7 @@ import typer
 from identity.principal import Role, is_valid_id
 from identity.signing_keys import KeySet
 from identity.tokens import mint_access_token
-from sbp.settings import get_settings
+from sbp.settings import Settings, get_settings
 
 _ROLES = ", ".join(r.value for r in Role)
 
@@ -40,19 +40,28 @@ def token(
     ]:
         if not is_valid_id(value):
             _usage_error(f"{option}: {value!r} is not an id (1 to 64 of [A-Za-z0-9_-])")
-    settings = get_settings()
-    keyset = KeySet.load_or_create(settings.keys_dir)
-    minted = mint_access_token(
-        keyset,
-        tenant_id=tenant,
-        user_id=user,
+    typer.echo(mint_dev_token(get_settings(), tenant, user, role, building_ids, ttl_s=ttl))
+
+
+def mint_dev_token(
+    settings: Settings,
+    tenant_id: str,
+    user_id: str,
+    role: str,
+    building_ids: list[str],
+    ttl_s: int | None = None,
+) -> str:
+    """A token from the local key set in `settings.keys_dir`, which the local gateway trusts."""
+    return mint_access_token(
+        KeySet.load_or_create(settings.keys_dir),
+        tenant_id=tenant_id,
+        user_id=user_id,
         role=role,
         building_ids=building_ids,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
-        ttl_s=ttl if ttl is not None else settings.access_token_ttl_s,
+        ttl_s=ttl_s if ttl_s is not None else settings.access_token_ttl_s,
     )
-    typer.echo(minted)
 
 
 def _usage_error(message: str) -> NoReturn:

@@ -14,8 +14,7 @@ import pytest
 
 from devstack import stack as devstack
 from devstack.seed import seed_zones
-from identity.signing_keys import KeySet
-from identity.tokens import mint_access_token
+from identity.dev_cli import mint_dev_token
 from sbp.settings import Settings, get_settings
 
 
@@ -36,16 +35,8 @@ class Tenant:
     zones: tuple[str, ...]
 
     def token(self, role: str = "occupant", user: str = "occupant-1", ttl_s: int = 900) -> str:
-        keyset = KeySet.load_or_create(self.settings.keys_dir)
-        return mint_access_token(
-            keyset,
-            tenant_id=self.tenant_id,
-            user_id=user,
-            role=role,
-            building_ids=[self.building_id],
-            issuer=self.settings.jwt_issuer,
-            audience=self.settings.jwt_audience,
-            ttl_s=ttl_s,
+        return mint_dev_token(
+            self.settings, self.tenant_id, user, role, [self.building_id], ttl_s=ttl_s
         )
 
     def headers(self, role: str = "occupant", user: str = "occupant-1") -> dict[str, str]:

@@ -11,12 +11,8 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Producer
-
 from devstack.python_services import WORKER
-from schemas import catalog
-from schemas.codec import AvroCodec, registry_client
-from streams.tables.dedup import dedup_key
+from devstack.raw_votes import RawVoteProducer, raw_vote
 from tests.integration.conftest import Tenant
 from tests.integration.observe import (
     vote_count,
@@ -36,46 +32,21 @@ def _generate(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
     votes = []
     for i in range(VOTES):
         kind = KINDS[i % len(KINDS)]
-        # Within the last 30 minutes, so every vote sits in the 60-minute window.
-        client_ts = now - timedelta(seconds=rng.randint(0, 30 * 60))
         votes.append(
-            {
-                "tenantId": tenant.tenant_id,
-                "userRef": f"ref-{rng.randint(1, 400)}",
-                "receivedAt": now,
-                "late": False,
-                "voteUuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "buildingId": tenant.building_id,
-                "zoneId": rng.choice(tenant.zones),
-                "value": rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
-                "clientTs": client_ts,
-                "schemaVersion": 2,
-                "kind": kind,
-            }
+            raw_vote(
+                tenant.tenant_id,
+                tenant.building_id,
+                rng.choice(tenant.zones),
+                kind=kind,
+                value=rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
+                user_ref=f"ref-{rng.randint(1, 400)}",
+                # Within the last 30 minutes, so every vote sits in the 60-minute window.
+                client_ts=now - timedelta(seconds=rng.randint(0, 30 * 60)),
+                received_at=now,
+                vote_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            )
         )
     return votes
-
-
-def _produce(tenant: Tenant, votes: list[dict[str, Any]]) -> None:
-    with registry_client(tenant.settings) as client:
-        codec = AvroCodec(client)
-        writer = codec.writer("votes.raw-value", catalog.latest("votes.raw-value").text)
-    producer = Producer(
-        {
-            "bootstrap.servers": tenant.settings.kafka_bootstrap,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 20,
-        }
-    )
-    for v in votes:
-        producer.produce(
-            "votes.raw",
-            key=dedup_key(v["tenantId"], v["voteUuid"]).encode(),
-            value=codec.encode(writer, v),
-        )
-        producer.poll(0)
-    assert producer.flush(60) == 0
 
 
 def test_sigkill_mid_stream_then_restart_is_exact(tenant: Tenant) -> None:
@@ -84,7 +55,8 @@ def test_sigkill_mid_stream_then_restart_is_exact(tenant: Tenant) -> None:
     worker_pid = WORKER.process(settings).pid()
     assert worker_pid is not None
 
-    _produce(tenant, votes)
+    with RawVoteProducer(settings) as producer:
+        producer.produce(votes)
     stored_at_kill = wait_for(
         lambda: (n := vote_count(settings, tenant.tenant_id)) > 0 and n, 120, "first rows"
     )

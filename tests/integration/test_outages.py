@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from confluent_kafka import Producer
 
 from devstack import kafka, postgres, redis_server
+from devstack.raw_votes import RawVoteProducer, raw_vote
 from sbp.settings import Settings
-from schemas import catalog
-from schemas.codec import AvroCodec, registry_client
 from tests.integration.conftest import Tenant
 from tests.integration.observe import vote_count, wait_for, wait_window, worker_stats
 from tests.integration.votes import vote
@@ -31,42 +28,17 @@ def restore_stack(stack: Settings) -> Iterator[None]:
     wait_for(lambda: httpx.get(gateway, timeout=5).status_code == 200, 60, "gateway ready")
 
 
-def _raw_votes(tenant: Tenant, count: int) -> list[tuple[bytes, bytes]]:
-    with registry_client(tenant.settings) as client:
-        codec = AvroCodec(client)
-        writer = codec.writer("votes.raw-value", catalog.latest("votes.raw-value").text)
-    now = datetime.now(UTC)
-    records = []
-    for i in range(count):
-        vote_uuid = str(uuid.uuid4())
-        record = {
-            "tenantId": tenant.tenant_id,
-            "userRef": f"ref-{i}",
-            "receivedAt": now,
-            "late": False,
-            "voteUuid": vote_uuid,
-            "buildingId": "b1",
-            "zoneId": "z1",
-            "value": 1,
-            "clientTs": now,
-            "schemaVersion": 2,
-            "kind": "air",
-        }
-        key = f"{tenant.tenant_id}|{vote_uuid}".encode()
-        records.append((key, codec.encode(writer, record)))
-    return records
-
-
 def test_sink_retries_while_postgres_is_down(tenant: Tenant, restore_stack: None) -> None:
     settings = tenant.settings
-    records = _raw_votes(tenant, 50)
+    votes = [
+        raw_vote(tenant.tenant_id, "b1", "z1", kind="air", value=1, user_ref=f"ref-{i}")
+        for i in range(50)
+    ]
     before = worker_stats(settings).get("processor_first", 0)
     postgres.down(settings)
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
-    for key, value in records:
-        producer.produce("votes.raw", key=key, value=value)
-    assert producer.flush(30) == 0
+    with RawVoteProducer(settings) as producer:
+        producer.produce(votes)
     # The worker processes them while the database is away; the sink holds its batch.
     wait_for(
         lambda: worker_stats(settings).get("processor_first", 0) >= before + 50,

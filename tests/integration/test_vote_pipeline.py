@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import uuid
-from datetime import UTC, datetime
 from statistics import mean
 from typing import Any
 
 import httpx
-from confluent_kafka import Producer
 
-from schemas import catalog
-from schemas.codec import AvroCodec, registry_client
+from devstack.raw_votes import RawVoteProducer, raw_vote
 from tests.integration.conftest import Tenant
 from tests.integration.observe import (
     decode,
@@ -147,28 +143,9 @@ def test_v1_vote_is_migrated_to_v2(tenant: Tenant) -> None:
     assert stats["distribution"] == {"-2": 1, "0": 1, "2": 1}
 
 
-def _truncated_vote(tenant: Tenant) -> bytes:
+def _truncated_vote(producer: RawVoteProducer, tenant: Tenant) -> bytes:
     """A correctly framed votes.raw record with a registered schema id, cut short."""
-    now = datetime.now(UTC)
-    with registry_client(tenant.settings) as client:
-        codec = AvroCodec(client)
-        writer = codec.writer("votes.raw-value", catalog.latest("votes.raw-value").text)
-    whole = codec.encode(
-        writer,
-        {
-            "tenantId": tenant.tenant_id,
-            "userRef": "ref",
-            "receivedAt": now,
-            "late": False,
-            "voteUuid": str(uuid.uuid4()),
-            "buildingId": "b1",
-            "zoneId": "z1",
-            "value": 1,
-            "clientTs": now,
-            "schemaVersion": 2,
-            "kind": "thermal",
-        },
-    )
+    _key, whole = producer.encode(raw_vote(tenant.tenant_id, "b1", "z1", value=1))
     return whole[: len(whole) // 2]
 
 
@@ -176,19 +153,22 @@ def test_poison_records_reach_the_dlq_and_later_votes_flow(tenant: Tenant) -> No
     settings = tenant.settings
     partitions = sorted(end_offsets(settings, "votes.raw"))
     dlq_before = end_offsets(settings, "votes.dlq")
+    producer = RawVoteProducer(settings)
     poison = {
         f"{tenant.tenant_id}|garbage".encode(): (b"this is not avro", "not_avro_framed"),
-        f"{tenant.tenant_id}|truncated".encode(): (_truncated_vote(tenant), "undecodable"),
+        f"{tenant.tenant_id}|truncated".encode(): (
+            _truncated_vote(producer, tenant),
+            "undecodable",
+        ),
         f"{tenant.tenant_id}|unknown-schema".encode(): (
             b"\x00" + struct.pack(">I", 987_654_321) + b"\x02",
             "unknown_schema_id",
         ),
     }
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
     for partition in partitions:
         for key, (value, _code) in poison.items():
-            producer.produce("votes.raw", key=key, value=value, partition=partition)
-    assert producer.flush(30) == 0
+            producer.produce_bytes(key, value, partition=partition)
+    producer.flush()
 
     def all_poison_dead_lettered(records: list[Any]) -> bool:
         return sum(r.key() in poison for r in records) >= len(poison) * len(partitions)
@@ -215,29 +195,10 @@ def test_processor_dedup_is_authoritative_without_the_gateway(tenant: Tenant) ->
     """The same vote produced twice onto votes.raw (e.g. Redis lost the gateway's mark)
     is stored and counted once."""
     settings = tenant.settings
-    now = datetime.now(UTC)
-    record = {
-        "tenantId": tenant.tenant_id,
-        "userRef": "ref-1",
-        "receivedAt": now,
-        "late": False,
-        "voteUuid": str(uuid.uuid4()),
-        "buildingId": "b1",
-        "zoneId": "z4",
-        "value": 3,
-        "clientTs": now,
-        "schemaVersion": 2,
-        "kind": "thermal",
-    }
-    with registry_client(settings) as client:
-        codec = AvroCodec(client)
-        writer = codec.writer("votes.raw-value", catalog.latest("votes.raw-value").text)
-    key = f"{tenant.tenant_id}|{record['voteUuid']}".encode()
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    record = raw_vote(tenant.tenant_id, "b1", "z4", value=3)
     before = worker_stats(settings).get("processor_duplicate", 0)
-    for _ in range(3):
-        producer.produce("votes.raw", key=key, value=codec.encode(writer, record))
-    assert producer.flush(30) == 0
+    with RawVoteProducer(settings) as producer:
+        producer.produce([record, record, record])
 
     wait_for(
         lambda: worker_stats(settings).get("processor_duplicate", 0) >= before + 2,
