@@ -34,11 +34,13 @@ def test_sink_retries_while_postgres_is_down(tenant: Tenant, restore_stack: None
         raw_vote(tenant.tenant_id, "b1", "z1", kind="air", value=1, user_ref=f"ref-{i}")
         for i in range(50)
     ]
+    # The writer schema is looked up in the registry, which needs PostgreSQL: before.
+    producer = RawVoteProducer(settings)
     before = worker_stats(settings).get("processor_first", 0)
     postgres.down(settings)
 
-    with RawVoteProducer(settings) as producer:
-        producer.produce(votes)
+    producer.produce(votes)
+    producer.flush()
     # The worker processes them while the database is away; the sink holds its batch.
     wait_for(
         lambda: worker_stats(settings).get("processor_first", 0) >= before + 50,
