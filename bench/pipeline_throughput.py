@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,11 +27,10 @@ from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
 from bench.worker_stats import delta, stage_progress, wait_until_quiet, worker_stats
-from devstack.raw_votes import RawVoteProducer, raw_vote
+from devstack.raw_votes import RawVoteProducer, random_raw_votes
 from sbp.settings import get_settings
 from sinks.live.redis_keys import comfort_snapshots
 
-KINDS = ("thermal", "air", "noise", "light")
 MAX_VOTES = 1_000_000
 
 
@@ -41,25 +38,17 @@ def encoded_votes(
     producer: RawVoteProducer, tenant: BenchTenant, votes: int, seed: int
 ) -> list[tuple[bytes, bytes]]:
     """(key, value) pairs exactly as the gateway writes them to votes.raw."""
-    rng = random.Random(seed)
-    now = datetime.now(UTC)
-    records = []
-    for i in range(votes):
-        kind = KINDS[i % len(KINDS)]
-        vote = raw_vote(
-            tenant.tenant_id,
-            tenant.building_id,
-            rng.choice(tenant.zones),
-            kind=kind,
-            value=rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
-            user_ref=f"ref-{rng.randint(1, 400)}",
-            # Recent, so every vote stays inside the 60-minute window for the whole run.
-            client_ts=now - timedelta(seconds=rng.randint(0, 5 * 60)),
-            received_at=now,
-            vote_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        )
-        records.append(producer.encode(vote))
-    return records
+    # Recent, so every vote stays inside the 60-minute window for the whole run.
+    generated = random_raw_votes(
+        tenant.tenant_id,
+        tenant.building_id,
+        tenant.zones,
+        votes,
+        seed=seed,
+        now=datetime.now(UTC),
+        spread_s=5 * 60,
+    )
+    return [producer.encode(vote) for vote in generated]
 
 
 def produce(producer: RawVoteProducer, records: list[tuple[bytes, bytes]]) -> None:

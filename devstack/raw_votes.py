@@ -4,9 +4,10 @@ crash drill and the benchmarks, which need volume or records the gateway refuses
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -48,6 +49,41 @@ def raw_vote(
         "schemaVersion": 2,
         "kind": kind,
     }
+
+
+KINDS = ("thermal", "air", "noise", "light")
+
+
+def random_raw_votes(
+    tenant_id: str,
+    building_id: str,
+    zones: tuple[str, ...],
+    count: int,
+    *,
+    seed: int,
+    now: datetime,
+    spread_s: int,
+    voters: int = 400,
+) -> list[dict[str, Any]]:
+    """`count` reproducible votes over every kind, with clientTs up to `spread_s` back."""
+    rng = random.Random(seed)
+    votes = []
+    for i in range(count):
+        kind = KINDS[i % len(KINDS)]
+        votes.append(
+            raw_vote(
+                tenant_id,
+                building_id,
+                rng.choice(zones),
+                kind=kind,
+                value=rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
+                user_ref=f"ref-{rng.randint(1, voters)}",
+                client_ts=now - timedelta(seconds=rng.randint(0, spread_s)),
+                received_at=now,
+                vote_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            )
+        )
+    return votes
 
 
 class RawVoteProducer:

@@ -4,15 +4,12 @@ equal exactly what was sent, though some records were processed twice (at-least-
 from __future__ import annotations
 
 import os
-import random
 import signal
-import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 from devstack.python_services import WORKER
-from devstack.raw_votes import RawVoteProducer, raw_vote
+from devstack.raw_votes import KINDS, RawVoteProducer, random_raw_votes
 from tests.integration.conftest import Tenant
 from tests.integration.observe import (
     vote_count,
@@ -24,34 +21,20 @@ from tests.integration.observe import (
 )
 
 VOTES = 20_000
-KINDS = ("thermal", "air", "noise", "light")
-
-
-def _generate(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
-    rng = random.Random(20_000)
-    votes = []
-    for i in range(VOTES):
-        kind = KINDS[i % len(KINDS)]
-        votes.append(
-            raw_vote(
-                tenant.tenant_id,
-                tenant.building_id,
-                rng.choice(tenant.zones),
-                kind=kind,
-                value=rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
-                user_ref=f"ref-{rng.randint(1, 400)}",
-                # Within the last 30 minutes, so every vote sits in the 60-minute window.
-                client_ts=now - timedelta(seconds=rng.randint(0, 30 * 60)),
-                received_at=now,
-                vote_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            )
-        )
-    return votes
 
 
 def test_sigkill_mid_stream_then_restart_is_exact(tenant: Tenant) -> None:
     settings = tenant.settings
-    votes = _generate(tenant, datetime.now(UTC))
+    # Within the last 30 minutes, so every vote sits in the 60-minute window.
+    votes = random_raw_votes(
+        tenant.tenant_id,
+        tenant.building_id,
+        tenant.zones,
+        VOTES,
+        seed=20_000,
+        now=datetime.now(UTC),
+        spread_s=30 * 60,
+    )
     worker_pid = WORKER.process(settings).pid()
     assert worker_pid is not None
 
