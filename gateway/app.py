@@ -20,7 +20,7 @@ from gateway.clock_skew import SkewPolicy
 from gateway.live_fanout import LiveFanout
 from gateway.publisher import KafkaPublisher
 from gateway.rate_budget import RateBudget
-from gateway.stream_routes import HEARTBEAT_S, building_stream
+from gateway.stream_routes import building_stream
 from gateway.vote_ingest import IngestContext
 from gateway.vote_routes import vote_batch, vote_single
 from gateway.zone_directory import ZoneDirectory
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.pg = ReconnectingConnection(settings.pg_dsn("app"))
         state.zones = ZoneDirectory(state.pg)
         state.fanout = LiveFanout(settings.redis_url)
-        state.sse_heartbeat_s = HEARTBEAT_S
+        state.sse_heartbeat_s = settings.sse_heartbeat_s
         state.rate_budget = RateBudget()
         state.ingest = IngestContext(
             codec=codec,

@@ -28,8 +28,6 @@ from identity.principal import Principal
 from identity.rbac import Action, BuildingAccess, building_access
 from sinks.live.redis_keys import building_events, comfort_snapshots
 
-HEARTBEAT_S = 15.0
-
 
 def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
     lines = []

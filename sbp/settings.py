@@ -56,6 +56,9 @@ class Settings(BaseModel):
     # Topic defaults for a single-node broker; production raises these.
     kafka_replication_factor: int = 1
 
+    # SSE comment lines that keep idle connections (and proxies) open.
+    sse_heartbeat_s: float = 15.0
+
     jwt_issuer: str = "sbp-dev"
     jwt_audience: str = "sbp-api"
     access_token_ttl_s: int = 15 * 60
