@@ -98,6 +98,7 @@ class RawVoteProducer:
                 "bootstrap.servers": settings.kafka_bootstrap,
                 "acks": "all",
                 "enable.idempotence": True,
+                "partitioner": "murmur2_random",  # as the gateway
                 "linger.ms": 20,
             }
         )

@@ -7,6 +7,7 @@ Run: `uvicorn --factory gateway.app:create_app` (what `sbp dev up` does).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -63,6 +64,16 @@ async def jwks(request: Request) -> Response:
     return JSONResponse(keyset.jwks(), headers={"Cache-Control": "max-age=300"})
 
 
+async def _refresh_keys(keyset: KeySet, every_s: float = 30.0) -> None:
+    """Pick up rotated and retired signing keys without a restart."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            keyset.refresh()
+        except Exception:
+            logging.getLogger(__name__).exception("signing key refresh failed")
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
 
@@ -91,9 +102,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             keyring=LocalKeyring.load_or_create(settings.keys_dir),
             policy=SkewPolicy(),
         )
+        refresher = asyncio.create_task(_refresh_keys(state.keyset))
         try:
             yield
         finally:
+            refresher.cancel()
             await state.fanout.close()
             await asyncio.to_thread(publisher.close)
             await state.pg.close()

@@ -103,7 +103,12 @@ def single_vote_error(outcome: ItemOutcome) -> RequestRejected:
     """
     if outcome.error is None:
         raise ValueError("only a rejected outcome has an error answer")
-    return RequestRejected(single_vote_status(outcome), outcome.error.value, outcome.message or "")
+    status = single_vote_status(outcome)
+    # 503 and 429 tell the app when to come back, as the whole-request ones do.
+    retry_after = 5 if status in (429, 503) else None
+    return RequestRejected(
+        status, outcome.error.value, outcome.message or "", retry_after_s=retry_after
+    )
 
 
 _SINGLE_ERROR_STATUS = {

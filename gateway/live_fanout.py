@@ -15,8 +15,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from sinks.live.redis_client import connect
 from sinks.live.redis_keys import building_events
 
@@ -53,8 +51,10 @@ class LiveFanout:
         key = building_events(tenant_id, building_id)
         sub = Subscription(asyncio.Queue(self._queue_size))
         reader = self._readers.get(key)
-        if reader is None:
-            reader = _Reader(asyncio.create_task(self._read(key, start_id)))
+        if reader is None or reader.task.done():
+            # A reader that ended (it should not) is replaced, keeping its clients.
+            subscribers = reader.subscribers if reader is not None else set()
+            reader = _Reader(asyncio.create_task(self._read(key, start_id)), subscribers)
             self._readers[key] = reader
         reader.subscribers.add(sub)
         return sub
@@ -85,7 +85,9 @@ class LiveFanout:
                 try:
                     batches: Any = await client.xread({key: last_id}, block=self._block_ms)
                     delay = 0.2
-                except aioredis.RedisError as exc:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
                     log.warning("live reader for %s: %s; retrying in %.1fs", key, exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)

@@ -36,6 +36,9 @@ class KafkaPublisher:
                 "bootstrap.servers": bootstrap,
                 "acks": "all",
                 "enable.idempotence": True,
+                # The Java client's and faust's partitioner, so any producer of a key
+                # (a re-drive tool, a connector) lands it where the dedup state is.
+                "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 # librdkafka gives up on a record at the same moment the request does.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,8 @@ from gateway.zone_directory import DirectoryUnavailable
 from identity.principal import Principal
 from identity.rbac import Action, BuildingAccess, building_access
 from sinks.live.redis_keys import building_events, comfort_snapshots
+
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
 def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
@@ -121,6 +124,9 @@ async def building_stream(request: Request) -> Response:
     except RequestRejected as rejected:
         return error_response(rejected)
     last_event_id = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+    if last_event_id is not None and not STREAM_ID.fullmatch(last_event_id):
+        # Not an id this stream ever sent: start afresh with a snapshot.
+        last_event_id = None
     try:
         # The stream's current end, read before the response starts so that a
         # Redis outage is a clean 503 rather than a stream that breaks at once.

@@ -5,7 +5,7 @@ single vote) before anything is published. Each call yields an `ItemOutcome`,
 which becomes one entry of the response; publishable outcomes carry the
 `ValidVote` the gateway puts on `votes.raw`. Batch-level steps then refine the
 outcomes: `mark_duplicates_in_batch`, `apply_seen` (the gateway's Redis
-check), and `reject_uuids` (rate_limited, or unavailable when Kafka did not
+check), and `reject_uuids` (unavailable when Kafka did not
 confirm).
 
 Order of checks in `validate_item`; the first failure wins, so a client sees

@@ -1,7 +1,8 @@
 """The one RBAC SDK: what a role may do, and which buildings a caller may touch.
 
-Every service (gateway, registry, replay CLI) calls this module; no route compares
-roles by hand. Pure: no I/O, so the whole decision table is unit-tested.
+Every gateway route calls this module and no route compares roles by hand; the
+registry (basic auth for Confluent clients) and the replay CLI are to follow.
+Pure: no I/O, so the whole decision table is unit-tested.
 
 Two independent questions, asked in this order by a route:
 

@@ -1,9 +1,10 @@
 """HTTP basic auth for the registry's writes (register, config changes, deletes).
 
 Reads stay open, as a Confluent registry without RBAC is: serializers and
-deserializers everywhere need them. One shared credential from the settings is
-a stopgap until the project's RBAC SDK (`identity/`) exists; the check is
-constant-time in both user and password so a timing probe learns neither.
+deserializers everywhere need them. One shared credential from the settings,
+because Confluent clients speak basic auth (`basic.auth.user.info`); mapping it
+onto the RBAC SDK in `identity/` is still to do. The check is constant-time in
+both user and password so a timing probe learns neither.
 """
 
 from __future__ import annotations

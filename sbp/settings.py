@@ -11,6 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, Field
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,15 +91,21 @@ class Settings(BaseModel):
             "app": (self.pg_app_user, self.pg_app_password),
             "owner": (self.pg_owner_user, self.pg_owner_password),
         }[role]
-        return (
-            f"host={self.pg_host or self.host} port={self.pg_port} dbname={self.pg_database} "
-            f"user={user} password={password}"
+        return make_conninfo(
+            host=self.pg_host or self.host,
+            port=self.pg_port,
+            dbname=self.pg_database,
+            user=user,
+            password=password,
         )
 
     def pg_superuser_dsn(self, password: str, dbname: str = "postgres") -> str:
-        return (
-            f"host={self.pg_host or self.host} port={self.pg_port} dbname={dbname} "
-            f"user={self.pg_superuser} password={password}"
+        return make_conninfo(
+            host=self.pg_host or self.host,
+            port=self.pg_port,
+            dbname=dbname,
+            user=self.pg_superuser,
+            password=password,
         )
 
 

@@ -37,6 +37,11 @@ class SchemaVersion:
         return value
 
 
+def value_subject(topic: str) -> str:
+    """The TopicNameStrategy subject of a topic's values."""
+    return f"{topic}-value"
+
+
 def subjects(avro_dir: Path = AVRO_DIR) -> dict[str, list[SchemaVersion]]:
     """Every subject with its versions in order; gaps in numbering are refused."""
     found: dict[str, list[SchemaVersion]] = {}

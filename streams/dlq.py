@@ -2,8 +2,8 @@
 
 The envelope (schemas/avro/votes.dlq-value) keeps the original topic,
 partition, offset, key, value bytes and headers, so an operator can inspect and
-re-drive the record. The DLQ record keeps the original key. Sending is awaited
-before the source record is acked, so a dead letter is never lost.
+re-drive the record. The DLQ record keeps the original key. Its delivery is
+awaited before the source record is acked, so a dead letter is never lost.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.catalog import value_subject
 from streams.app import vote_dlq
 from streams.counters import counters
 from streams.serde import codec, writer
 from streams.topics import VOTES_DLQ, WORKER_APP_ID
 
-DLQ_SUBJECT = f"{VOTES_DLQ.name}-value"
+DLQ_SUBJECT = value_subject(VOTES_DLQ.name)
 
 
 def envelope(message: Any, error_code: str, error_message: str, attempts: int) -> dict[str, Any]:
@@ -45,5 +46,7 @@ async def dead_letter(message: Any, error_code: str, error_message: str, attempt
     value = codec().encode(
         writer(DLQ_SUBJECT), envelope(message, error_code, error_message, attempts)
     )
-    await vote_dlq.send(key=message.key, value=value)
+    delivery = await vote_dlq.send(key=message.key, value=value)
+    # Wait for Kafka's confirmation: the source record is acked right after this.
+    await delivery
     counters[f"dlq_{error_code}"] += 1

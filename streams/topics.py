@@ -33,8 +33,9 @@ class TopicSpec:
 
 VOTE_PARTITIONS = 4
 
-# The processor's dedup table lives exactly as long as votes.raw keeps records
-# (streams/tables reads this), so a reset to earliest can never double-count.
+# The processor's dedup entries must outlive what votes.raw keeps, so a reset to
+# earliest can never double-count; today they are never deleted (an expiry sweep
+# at this retention plus a margin is open work).
 VOTES_RAW_RETENTION_MS = 14 * DAY_MS
 
 VOTES_RAW = TopicSpec(

@@ -34,18 +34,26 @@ class ReconnectingConnection:
         if self._conn is None or self._conn.closed:
             self._conn = None
             conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=3)
-            if self._on_connect is not None:
-                await self._on_connect(conn)
+            try:
+                if self._on_connect is not None:
+                    await self._on_connect(conn)
+            except BaseException:
+                await conn.close()
+                raise
             self._conn = conn
         return self._conn
 
     async def get_retrying(self) -> Conn:
-        """Wait, with back-off capped at 5 s, until a connection is open."""
+        """Wait, with back-off capped at 5 s, until a connection is open and set up.
+
+        Any failure here is the database's state, not a row's: it is retried,
+        never treated as a reason to dead-letter data.
+        """
         delay = 0.2
         while True:
             try:
                 return await self.get()
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
                 log.warning("postgres unavailable, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -37,6 +37,7 @@ from streams.tables.comfort_buckets import (
     zone_key,
     zone_windows,
 )
+from streams.tables.vote_migration import accepted_shape_error
 from streams.tables.zone_activity import ZoneActivity
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ async def _aggregate(events: Sequence[Any]) -> None:
         except DecodeError as exc:
             await dead_letter(event.message, exc.code, exc.message)
             continue
+        problem = accepted_shape_error(vote)
+        if problem is not None:
+            await dead_letter(event.message, "wrong_schema", problem)
+            continue
         zone = zone_key(vote["tenantId"], vote["buildingId"], vote["zoneId"])
         minute = bucket_minute(vote["clientTs"], vote["receivedAt"])
         key = bucket_key(zone, vote["kind"], minute).encode()
@@ -65,12 +70,14 @@ async def _aggregate(events: Sequence[Any]) -> None:
         by_bucket.setdefault(key, (event, []))[1].append(vote)
         activity.touch(zone, vote["kind"], minute)
     for key, (event, votes) in by_bucket.items():
-        updated, replayed = add_votes(comfort_buckets.get(key), votes)
+        existing = comfort_buckets.get(key)
+        updated, replayed = add_votes(existing, votes)
         counters["aggregator_replayed"] += replayed
         counters["aggregator_applied"] += len(votes) - replayed
-        if updated is not None:
-            with within_partition_of(event):
-                comfort_buckets[key] = updated
+        # Written even when every vote was a replay: after a SIGKILL the local
+        # store may hold a bucket whose changelog record was never sent.
+        with within_partition_of(event):
+            comfort_buckets[key] = updated if updated is not None else existing
 
 
 @app.agent(accepted_votes)
@@ -120,6 +127,15 @@ def _redis() -> aioredis.Redis:
 
 @app.timer(1.0)  # type: ignore[untyped-decorator]
 async def publish_comfort() -> None:
+    try:
+        await _publish_due()
+    except Exception:
+        # A timer that raises takes the whole worker down with it; publishing is
+        # retried on the next tick instead (the zones stay dirty).
+        log.exception("publishing comfort snapshots failed")
+
+
+async def _publish_due() -> None:
     if not is_ready():
         return
     now = clock()

@@ -26,6 +26,7 @@ from streams.batch_guard import complete_batch
 from streams.counters import counters
 from streams.dlq import dead_letter
 from streams.serde import decode_with_retry
+from streams.tables.vote_migration import accepted_shape_error
 
 log = logging.getLogger(__name__)
 BATCH_MAX = 2000
@@ -62,6 +63,8 @@ async def _sink(events: Sequence[Any]) -> None:
             vote = await decode_with_retry(event.value)
         except DecodeError:
             continue
+        if accepted_shape_error(vote) is not None:
+            continue  # the aggregator dead-letters it
         rows.append(to_row(vote))
         sources.append(event.message)
     if not rows:

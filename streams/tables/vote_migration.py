@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from identity.principal import is_valid_id
+
 KINDS = ("thermal", "air", "noise", "light")
 PREFERENCES = ("warmer", "no_change", "cooler")
 V1_THERMAL = {-1: -2, 0: 0, 1: 2}
@@ -70,6 +72,13 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any] | Invalid:
     for ts_field in ("clientTs", "receivedAt"):
         if not isinstance(raw[ts_field], datetime):
             return Invalid("invalid_schema", f"{ts_field} is not a timestamp")
+    # Ids become parts of table keys (joined by "|") and Redis keys (after "t:"):
+    # anything but the id alphabet would break both.
+    bad_ids = [f for f in ("tenantId", "buildingId", "zoneId") if not is_valid_id(raw[f])]
+    if bad_ids:
+        return Invalid("invalid_value", f"not an id of [A-Za-z0-9_-]{{1,64}}: {', '.join(bad_ids)}")
+    if not isinstance(raw["userRef"], str) or not raw["userRef"] or "|" in raw["userRef"]:
+        return Invalid("invalid_value", "userRef must be a non-empty string")
     return {
         "tenantId": raw["tenantId"],
         "voteUuid": str(raw["voteUuid"]),
@@ -88,3 +97,24 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any] | Invalid:
         "commentCipher": raw.get("commentCipher"),
         "sourceSchemaVersion": version,
     }
+
+
+def accepted_shape_error(vote: dict[str, Any]) -> str | None:
+    """Why a decoded votes.accepted record is not an accepted vote, or None.
+
+    Schema ids are global, so a record on the topic may carry any registered
+    schema; consumers check before they index fields.
+    """
+    missing = [f for f in (*_REQUIRED, "kind", "sourceSchemaVersion") if vote.get(f) is None]
+    if missing:
+        return f"missing fields: {', '.join(missing)}"
+    if any(not is_valid_id(vote[f]) for f in ("tenantId", "buildingId", "zoneId")):
+        return "ids outside [A-Za-z0-9_-]{1,64}"
+    kind, value = vote["kind"], vote["value"]
+    if kind not in KINDS or isinstance(value, bool) or not isinstance(value, int):
+        return f"kind {kind!r} / value {value!r} not a vote"
+    if not value_in_range(kind, value):
+        return f"{kind} value {value} out of range"
+    if not isinstance(vote["clientTs"], datetime) or not isinstance(vote["receivedAt"], datetime):
+        return "timestamps missing"
+    return None

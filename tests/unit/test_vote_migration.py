@@ -251,3 +251,34 @@ def test_output_fields_are_exactly_the_accepted_schemas(raw: dict[str, Any]) -> 
     schema = json.loads(ACCEPTED_SCHEMA.read_text())
     names = {f["name"] for f in schema["fields"]}
     assert set(accepted(raw)) == names
+
+
+@pytest.mark.parametrize("field", ["tenantId", "buildingId", "zoneId"])
+@pytest.mark.parametrize("bad", ["a|b", "t:1", "", "x" * 65, "caf\u00e9"])
+def test_ids_outside_the_id_alphabet_are_invalid(field: str, bad: str) -> None:
+    result = migrate(v2(**{field: bad}))
+    assert isinstance(result, Invalid)
+    assert result.code == "invalid_value"
+    assert field in result.message
+
+
+@pytest.mark.parametrize("bad", ["", "a|b"])
+def test_user_ref_must_be_usable_in_keys(bad: str) -> None:
+    result = migrate(v2(userRef=bad))
+    assert isinstance(result, Invalid)
+    assert result.code == "invalid_value"
+
+
+def test_accepted_shape_check_passes_a_migrated_vote_and_names_what_is_wrong() -> None:
+    from streams.tables.vote_migration import accepted_shape_error
+
+    accepted = migrate(v2())
+    assert isinstance(accepted, dict)
+    assert accepted_shape_error(accepted) is None
+    # A record written with another schema (here: a raw v1 vote, no kind) is refused.
+    raw_v1 = v1()
+    raw_v1.pop("kind", None)
+    assert accepted_shape_error(raw_v1) == "missing fields: kind, sourceSchemaVersion"
+    assert accepted_shape_error({**accepted, "zoneId": "a|b"}) == "ids outside [A-Za-z0-9_-]{1,64}"
+    assert accepted_shape_error({**accepted, "value": 9}) == "thermal value 9 out of range"
+    assert accepted_shape_error({**accepted, "value": True}) is not None
