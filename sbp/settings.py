@@ -30,6 +30,8 @@ class Settings(BaseModel):
     gateway_port: int = 18000
     # The faust worker's web server: readiness (/ready) and faust's own pages.
     worker_web_port: int = 18066
+    # Unique per worker process of the group (static group membership).
+    worker_instance: str = "1"
 
     # Where the services listen and, unless overridden below, where they are found.
     host: str = "127.0.0.1"

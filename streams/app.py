@@ -45,6 +45,11 @@ app = faust.App(
     broker_heartbeat_interval=3.0,
     broker_commit_interval=1.0,
     consumer_auto_offset_reset="earliest",
+    # Static membership: a worker restarted after a crash takes its old member's
+    # place at once. Without it the dead member's session expiry forces a second
+    # rebalance mid-replay, and faust acks (and may commit) records it skips as
+    # being from the old generation, so a sink could lose them.
+    consumer_group_instance_id=f"{WORKER_APP_ID}-{settings.worker_instance}",
     key_serializer="raw",
     value_serializer="raw",
     web_host=settings.host,

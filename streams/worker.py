@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 
 from streams import app as app_module
-from streams.agents import aggregator, processor, vote_sink  # noqa: F401  (registers agents)
+from streams.agents import aggregator, processor  # noqa: F401  (registers agents)
 from streams.serde import resolve_writers
 
 

@@ -1,4 +1,5 @@
-"""votes.accepted → per-(zone, kind, minute) buckets → coalesced snapshots in Redis.
+"""votes.accepted → per-(zone, kind, minute) buckets → coalesced snapshots in Redis,
+and the same batches into PostgreSQL (streams/agents/vote_sink.py).
 
 Each vote is applied to its bucket once (buckets remember voteUuids), so a vote
 the processor re-emits after a crash changes nothing. Publishing runs on a
@@ -20,6 +21,7 @@ from sbp.settings import get_settings
 from schemas.codec import DecodeError
 from sinks.live.redis_client import connect
 from sinks.live.snapshot_writer import write_snapshots
+from streams.agents.vote_sink import store_votes
 from streams.app import accepted_votes, app, comfort_buckets, is_ready
 from streams.batch_guard import complete_batch
 from streams.clock import clock_from_env
@@ -52,6 +54,7 @@ BATCH_WITHIN_S = 0.2
 
 async def _aggregate(events: Sequence[Any]) -> None:
     by_bucket: dict[bytes, tuple[Any, list[dict[str, Any]]]] = {}
+    to_store: list[tuple[dict[str, Any], Any]] = []
     for event in events:
         try:
             vote = await decode_with_retry(event.value)
@@ -69,6 +72,7 @@ async def _aggregate(events: Sequence[Any]) -> None:
         # of its events names the right changelog partition.
         by_bucket.setdefault(key, (event, []))[1].append(vote)
         activity.touch(zone, vote["kind"], minute)
+        to_store.append((vote, event.message))
     for key, (event, votes) in by_bucket.items():
         existing = comfort_buckets.get(key)
         updated, replayed = add_votes(existing, votes)
@@ -78,6 +82,8 @@ async def _aggregate(events: Sequence[Any]) -> None:
         # store may hold a bucket whose changelog record was never sent.
         with within_partition_of(event):
             comfort_buckets[key] = updated if updated is not None else existing
+    # The same batch into PostgreSQL, before the batch may be acked.
+    await store_votes(to_store)
 
 
 @app.agent(accepted_votes)

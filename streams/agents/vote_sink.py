@@ -1,11 +1,14 @@
-"""votes.accepted → PostgreSQL `sbp.votes`, in batches.
+"""Storing a batch of accepted votes in PostgreSQL `sbp.votes`.
 
-`take_events()` acks its batch in a `finally`, even when the body fails, so the
-write is retried *inside* the batch until it succeeds: a PostgreSQL outage
-delays the batch, it never drops it. Only a row PostgreSQL refuses
-deterministically (a data or constraint error) is dead-lettered, found by
-retrying the batch row by row. Undecodable records are dead-lettered by the
-aggregator, which reads the same topic; this agent skips them.
+Called by the votes.accepted agent (streams/agents/aggregator.py) for every
+batch it reads, so one stream consumes the topic: with a second agent on the
+same topic, the lagging one was seen to lose records at worker start (faust
+skips and acks events its flow control holds back), while the first kept them.
+
+The batch is acked by faust even when its body fails, so the write is retried
+*inside* the batch until it succeeds: a PostgreSQL outage delays the batch, it
+never drops it. Only a row PostgreSQL refuses deterministically (a data or
+constraint error) is dead-lettered, found by retrying the batch row by row.
 """
 
 from __future__ import annotations
@@ -18,19 +21,12 @@ from typing import Any
 import psycopg
 
 from sbp.settings import get_settings
-from schemas.codec import DecodeError
 from sinks.timescale.connection import ReconnectingConnection
 from sinks.timescale.vote_writer import ensure_partitions, to_row, write_votes
-from streams.app import accepted_votes, app
-from streams.batch_guard import complete_batch
 from streams.counters import counters
 from streams.dlq import dead_letter
-from streams.serde import decode_with_retry
-from streams.tables.vote_migration import accepted_shape_error
 
 log = logging.getLogger(__name__)
-BATCH_MAX = 2000
-BATCH_WITHIN_S = 0.5
 _DETERMINISTIC = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
@@ -55,33 +51,18 @@ async def _write_until_durable(rows: list[tuple[Any, ...]]) -> None:
             delay = min(delay * 2, 5.0)
 
 
-async def _sink(events: Sequence[Any]) -> None:
-    rows: list[tuple[Any, ...]] = []
-    sources: list[Any] = []
-    for event in events:
-        try:
-            vote = await decode_with_retry(event.value)
-        except DecodeError:
-            continue
-        if accepted_shape_error(vote) is not None:
-            continue  # the aggregator dead-letters it
-        rows.append(to_row(vote))
-        sources.append(event.message)
+async def store_votes(votes: Sequence[tuple[dict[str, Any], Any]]) -> None:
+    """Store (vote, source message) pairs; returns once they are durable."""
+    rows = [to_row(vote) for vote, _message in votes]
     if not rows:
         return
     try:
         await _write_until_durable(rows)
     except _DETERMINISTIC:
         await _db.reset()
-        for row, message in zip(rows, sources, strict=True):
+        for row, (_vote, message) in zip(rows, votes, strict=True):
             try:
                 await _write_until_durable([row])
             except _DETERMINISTIC as exc:
                 await _db.reset()
                 await dead_letter(message, "db_rejected", f"{type(exc).__name__}: {exc}")
-
-
-@app.agent(accepted_votes)
-async def sink_votes(stream: Any) -> None:
-    async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        await complete_batch(_sink, events)
