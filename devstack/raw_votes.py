@@ -19,7 +19,7 @@ from schemas.codec import AvroCodec, Writer, registry_client
 from streams.tables.dedup import dedup_key
 from streams.topics import VOTES_RAW
 
-RAW_SUBJECT = f"{VOTES_RAW.name}-value"
+RAW_SUBJECT = catalog.value_subject(VOTES_RAW.name)
 
 
 def raw_vote(

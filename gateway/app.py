@@ -34,7 +34,7 @@ from sinks.live.redis_client import connect
 from sinks.timescale.connection import ReconnectingConnection
 from streams.topics import VOTES_RAW
 
-RAW_SUBJECT = f"{VOTES_RAW.name}-value"
+RAW_SUBJECT = catalog.value_subject(VOTES_RAW.name)
 
 
 async def healthz(_request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""The one error response shape: `{"error": {"code", "message"}}`, plus the principal lookup."""
+"""The one error response shape: `{"error": {"code", "message"}}`, and the lookups every
+route makes before its own work: the caller's principal and its tenant's zones."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.batch_request import RequestRejected
+from gateway.zone_directory import DirectoryUnavailable, TenantZones
 from identity.principal import Principal
 from identity.rbac import Action, Forbidden, authorize
 from identity.tokens import TokenError, parse_bearer, verify_access_token
@@ -38,3 +40,17 @@ def authenticate(request: Request, action: Action) -> Principal:
     except Forbidden as exc:
         raise RequestRejected(403, exc.code, exc.message) from exc
     return principal
+
+
+async def tenant_zones(request: Request, principal: Principal) -> TenantZones:
+    """The caller's tenant's zones; 503 (RequestRejected) when they cannot be read."""
+    try:
+        zones: TenantZones = await request.app.state.zones.for_tenant(principal.tenant_id)
+    except DirectoryUnavailable as exc:
+        raise RequestRejected(
+            503,
+            "zone_registry_unavailable",
+            "zones cannot be checked now; retry later",
+            retry_after_s=5,
+        ) from exc
+    return zones

@@ -22,9 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.batch_request import RequestRejected
-from gateway.http_errors import authenticate, error_response
+from gateway.http_errors import authenticate, error_response, tenant_zones
 from gateway.live_fanout import LiveFanout, Subscription, stream_id_key
-from gateway.zone_directory import DirectoryUnavailable
 from identity.principal import Principal
 from identity.rbac import Action, BuildingAccess, building_access
 from sinks.live.redis_keys import building_events, comfort_snapshots
@@ -110,12 +109,7 @@ async def building_stream(request: Request) -> Response:
     building_id = request.path_params["building_id"]
     try:
         principal = authenticate(request, Action.BUILDING_STREAM)
-        try:
-            zones = await request.app.state.zones.for_tenant(principal.tenant_id)
-        except DirectoryUnavailable as exc:
-            raise RequestRejected(
-                503, "zone_registry_unavailable", "retry later", retry_after_s=5
-            ) from exc
+        zones = await tenant_zones(request, principal)
         access = building_access(principal, building_id, zones.has_building(building_id))
         if access is BuildingAccess.UNKNOWN:
             raise RequestRejected(404, "unknown_building", "no such building")

@@ -21,11 +21,10 @@ from gateway.batch_request import (
     single_vote_error,
     single_vote_status,
 )
-from gateway.http_errors import authenticate, error_response
+from gateway.http_errors import authenticate, error_response, tenant_zones
 from gateway.rate_budget import RateBudget
 from gateway.vote_ingest import ingest
 from gateway.vote_validation import counts
-from gateway.zone_directory import DirectoryUnavailable, TenantZones
 from identity.principal import Principal
 from identity.rbac import Action
 
@@ -60,25 +59,12 @@ def _check_budget_and_broker(request: Request, principal: Principal) -> None:
         )
 
 
-async def _zones(request: Request, principal: Principal) -> TenantZones:
-    try:
-        zones: TenantZones = await request.app.state.zones.for_tenant(principal.tenant_id)
-    except DirectoryUnavailable as exc:
-        raise RequestRejected(
-            503,
-            "zone_registry_unavailable",
-            "zones cannot be checked now; retry later",
-            retry_after_s=5,
-        ) from exc
-    return zones
-
-
 async def vote_batch(request: Request) -> Response:
     try:
         principal = authenticate(request, Action.VOTE_SUBMIT)
         items = parse_batch(await _read_capped(request, MAX_BODY_BYTES))
         _check_budget_and_broker(request, principal)
-        zones = await _zones(request, principal)
+        zones = await tenant_zones(request, principal)
     except RequestRejected as rejected:
         return error_response(rejected)
     outcomes = await ingest(request.app.state.ingest, principal, zones, items)
@@ -90,7 +76,7 @@ async def vote_single(request: Request) -> Response:
         principal = authenticate(request, Action.VOTE_SUBMIT)
         item = parse_single(await _read_capped(request, MAX_SINGLE_BODY_BYTES))
         _check_budget_and_broker(request, principal)
-        zones = await _zones(request, principal)
+        zones = await tenant_zones(request, principal)
     except RequestRejected as rejected:
         return error_response(rejected)
     (outcome,) = await ingest(request.app.state.ingest, principal, zones, [item])

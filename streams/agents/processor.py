@@ -49,7 +49,8 @@ async def _process(event: Any) -> Any | None:
         # partition its key hashes to.
         await dead_letter(message, "wrong_key", f"key must be {key.decode()!r}")
         return None
-    verdict = judge(vote_dedup.get(key), message.partition, message.offset)
+    existing = vote_dedup.get(key)
+    verdict = judge(existing, message.partition, message.offset)
     counters[f"processor_{verdict.value}"] += 1
     if verdict is Verdict.DUPLICATE:
         return None
@@ -58,7 +59,7 @@ async def _process(event: Any) -> Any | None:
     entry = (
         first_seen(message.partition, message.offset, int(time.time() * 1000))
         if verdict is Verdict.FIRST
-        else vote_dedup.get(key)
+        else existing
     )
     with within_partition_of(event):
         vote_dedup[key] = entry
