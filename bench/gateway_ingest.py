@@ -6,7 +6,14 @@ as after a wave of phones reconnecting, so the per-caller rate budget is never
 what is measured. Every item must come back `accepted`: a run with any other
 answer reports what went wrong and exits non-zero instead of a figure.
 
-Run: `.venv/bin/python -m bench.gateway_ingest --votes 20000`
+The clients speak HTTP/1.1 over keep-alive sockets with pre-encoded requests,
+so the load generator costs little of the CPU it shares with the gateway. The
+gateway's resident memory (RSS) is sampled from /proc through the run.
+
+Figures: votes/s, request latency (p50, p95, p99, max), the gateway's peak
+RSS, CPU per process, and the machine's description.
+
+Run: `.venv/bin/python -m bench.gateway_ingest --votes 60000`
 """
 
 from __future__ import annotations
@@ -16,22 +23,28 @@ import asyncio
 import json
 import math
 import random
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 
 from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
 from bench.worker_stats import wait_until_quiet
-from sbp.settings import get_settings
+from sbp.settings import Settings, get_settings
 
 KINDS = ("thermal", "air", "noise", "light")
-MAX_VOTES = 1_000_000
+MAX_VOTES = 2_000_000
+BATCH_PATH = "/api/v1/votes/batch"
 
 
 @dataclass
@@ -67,57 +80,101 @@ def build_bodies(tenant: BenchTenant, votes: int, batch: int, seed: int) -> list
     return [json.dumps({"items": items[i : i + batch]}).encode() for i in range(0, votes, batch)]
 
 
+def http_request(host: str, port: int, body: bytes, token: str) -> bytes:
+    """One complete HTTP/1.1 keep-alive POST of `body`, ready to write to a socket."""
+    head = (
+        f"POST {BATCH_PATH} HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "\r\n"
+    )
+    return head.encode() + body
+
+
 def percentile(sorted_values: list[float], pct: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
 
 
-async def _post(client: httpx.AsyncClient, body: bytes, token: str, tally: Tally) -> None:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    started = time.perf_counter()
-    try:
-        response = await client.post("/api/v1/votes/batch", content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        tally.failures[f"transport:{type(exc).__name__}"] += 1
-        return
-    tally.latencies_s.append(time.perf_counter() - started)
-    if response.status_code != 200:
+class ProtocolError(Exception):
+    """The gateway's answer was not an HTTP/1.1 response this client can read."""
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise ProtocolError(f"bad status line {lines[0]!r}")
+    length = None
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    if length is None:
+        # Starlette's JSON responses always carry a length; anything else is unexpected.
+        raise ProtocolError("response without Content-Length")
+    return int(parts[1]), await reader.readexactly(length)
+
+
+def _tally_response(status: int, payload: bytes, tally: Tally) -> None:
+    if status != 200:
         try:
-            code = response.json().get("error", {}).get("code", "?")
-        except ValueError:  # not even a JSON error body
-            code = response.text[:60]
-        tally.failures[f"http_{response.status_code}:{code}"] += 1
+            code = orjson.loads(payload).get("error", {}).get("code", "?")
+        except orjson.JSONDecodeError:  # not even a JSON error body
+            code = payload[:60].decode(errors="replace")
+        tally.failures[f"http_{status}:{code}"] += 1
         return
-    for result in response.json()["results"]:
+    for result in orjson.loads(payload)["results"]:
         tally.statuses[result["status"]] += 1
         if result["status"] != "accepted":
             tally.failures[f"{result['status']}:{result.get('error', {}).get('code', '-')}"] += 1
 
 
-async def post_all(
-    base_url: str, bodies: list[bytes], tokens: list[str], clients: int, top: bool
-) -> Tally:
+async def post_all(host: str, port: int, requests: list[bytes], clients: int, top: bool) -> Tally:
     tally = Tally()
-    queue = list(zip(bodies, tokens, strict=True))
-    queue.reverse()  # pop() from the end hands batches out in order
+    queue = list(reversed(requests))  # pop() from the end hands requests out in order
     half = len(queue) // 2
     # At most one `top`, taken beside the clients (never by one of them) halfway through.
     snapshots: list[asyncio.Task[str]] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
 
-        async def worker() -> None:
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
             while queue:
-                body, token = queue.pop()
+                request = queue.pop()
                 if top and not snapshots and len(queue) <= half:
                     snapshots.append(asyncio.create_task(asyncio.to_thread(top_snapshot)))
-                await _post(client, body, token, tally)
+                started = time.perf_counter()
+                try:
+                    writer.write(request)
+                    status, payload = await _read_response(reader)
+                except (OSError, asyncio.IncompleteReadError, ProtocolError) as exc:
+                    tally.failures[f"transport:{type(exc).__name__}"] += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    continue
+                tally.latencies_s.append(time.perf_counter() - started)
+                _tally_response(status, payload, tally)
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     for snapshot in snapshots:
         print("top, halfway through the timed run:\n" + await snapshot)
     return tally
+
+
+def _run(coro: Coroutine[Any, Any, Tally]) -> Tally:
+    # uvloop when present: the client's loop costs CPU the gateway would otherwise have.
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def _check(tally: Tally, expected_items: int, what: str) -> None:
@@ -127,41 +184,109 @@ def _check(tally: Tally, expected_items: int, what: str) -> None:
         raise SystemExit(f"{what}: {accepted}/{expected_items} accepted; failures: {detail}")
 
 
+# --- the gateway's memory ---------------------------------------------------------------------
+
+
+def find_gateway_pid(settings: Settings) -> int | None:
+    """The uvicorn process serving `settings.gateway_port` (never a profiler wrapping it)."""
+    wanted = (b"gateway.app:create_app", f"--port\0{settings.gateway_port}\0".encode())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm != "py-spy" and all(w in cmdline for w in wanted):
+            return int(entry.name)
+    return None
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """The peak RSS of one process, sampled every `every_s` from a background thread."""
+
+    def __init__(self, pid: int, every_s: float = 0.2) -> None:
+        self.pid = pid
+        self.start_mib = rss_mib(pid)
+        self.peak_mib = self.end_mib = self.start_mib
+        self._every = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.end_mib = rss_mib(self.pid)
+        self.peak_mib = max(self.peak_mib, self.end_mib)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.peak_mib = max(self.peak_mib, rss_mib(self.pid))
+            except OSError:
+                return  # the gateway went away; the run reports the failure itself
+
+
+def _worker_line(settings: Settings, limit_s: float) -> str:
+    try:
+        # The worker shares the CPUs: a previous run's backlog would slow this one down.
+        return wait_until_quiet(settings, limit_s=limit_s)
+    except httpx.HTTPError:
+        return "worker: not running (the gateway is measured alone; votes stay in votes.raw)"
+
+
 def main(args: argparse.Namespace) -> None:
     settings = get_settings()
     require_loopback(settings)
-    base_url = f"http://{settings.host}:{settings.gateway_port}"
-    ready = httpx.get(f"{base_url}/readyz", timeout=5)
+    host, port = settings.host, settings.gateway_port
+    ready = httpx.get(f"http://{host}:{port}/readyz", timeout=5)
     if ready.status_code != 200:
         raise SystemExit(f"gateway not ready: {ready.status_code} {ready.text}")
+    pid = find_gateway_pid(settings)
+    if pid is None:
+        raise SystemExit(f"no gateway.app process found serving port {port}")
 
     print("== gateway ingest: POST /api/v1/votes/batch ==")
     print(describe_machine())
-    # The worker shares the CPUs: a previous run's backlog would slow this one down.
-    print(wait_until_quiet(settings, limit_s=args.timeout))
+    print(_worker_line(settings, args.timeout))
     # Votes and tokens are made after the wait, so none is late or expired when posted.
     tenant = fresh_tenant(settings, args.zones)
     batches = math.ceil(args.votes / args.batch)
-    warmup = args.clients if args.warmup else 0
+    warmup = args.clients * args.warmup_rounds
     bodies = build_bodies(tenant, (batches + warmup) * args.batch, args.batch, seed=args.seed)
     tokens = tenant.tokens(len(bodies), ttl_s=int(args.timeout) + 120)
-    votes = sum(len(json.loads(b)["items"]) for b in bodies[warmup:])
+    requests = [http_request(host, port, b, t) for b, t in zip(bodies, tokens, strict=True)]
+    votes = sum(len(orjson.loads(b)["items"]) for b in bodies[warmup:])
 
     print(
         f"tenant {tenant.tenant_id} ({len(tenant.zones)} zones); {args.clients} clients; "
-        f"{batches} batches of {args.batch} = {votes} votes (+{warmup} warm-up batches)"
+        f"{batches} batches of {args.batch} = {votes} votes (+{warmup} warm-up batches); "
+        f"gateway pid {pid}"
     )
     if warmup:
-        warming = post_all(base_url, bodies[:warmup], tokens[:warmup], args.clients, False)
-        _check(asyncio.run(warming), warmup * args.batch, "warm-up")
+        warming = post_all(host, port, requests[:warmup], args.clients, False)
+        _check(_run(warming), warmup * args.batch, "warm-up")
 
     cpu_before, started = sample(), time.perf_counter()
-    try:
-        timed = post_all(base_url, bodies[warmup:], tokens[warmup:], args.clients, args.top)
-        tally = asyncio.run(asyncio.wait_for(timed, timeout=args.timeout))
-    except TimeoutError:
-        raise SystemExit(f"not finished within {args.timeout}s") from None
-    wall = time.perf_counter() - started
+    with RssSampler(pid) as rss:
+        try:
+            timed = post_all(host, port, requests[warmup:], args.clients, args.top)
+            tally = _run(asyncio.wait_for(timed, timeout=args.timeout))
+        except TimeoutError:
+            raise SystemExit(f"not finished within {args.timeout}s") from None
+        wall = time.perf_counter() - started
     cpu = report(cpu_before, sample(), wall)
     _check(tally, votes, "timed run")
 
@@ -175,24 +300,28 @@ def main(args: argparse.Namespace) -> None:
         f"request latency ms: p50 {ms[50]:.1f}  p95 {ms[95]:.1f}  "
         f"p99 {ms[99]:.1f}  max {ms[100]:.1f}"
     )
+    print(
+        f"gateway RSS MiB: {rss.start_mib:.0f} before, peak {rss.peak_mib:.0f}, "
+        f"{rss.end_mib:.0f} after"
+    )
     print(cpu)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--votes", type=int, default=20_000, help="votes in the timed run (whole batches)"
+        "--votes", type=int, default=60_000, help="votes in the timed run (whole batches)"
     )
-    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP connections")
     parser.add_argument("--batch", type=int, default=100, help="votes per request (1-100)")
     parser.add_argument("--zones", type=int, default=4, help="zones seeded for the tenant")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
     parser.add_argument("--seed", type=int, default=20_000, help="random seed for the votes")
     parser.add_argument(
-        "--no-warmup",
-        dest="warmup",
-        action="store_false",
-        help="skip the untimed warm-up batch per client",
+        "--warmup-rounds",
+        type=int,
+        default=2,
+        help="untimed warm-up batches per client before the timed run (0: none)",
     )
     parser.add_argument("--top", action="store_true", help="print `top` halfway through")
     args = parser.parse_args(argv)
@@ -202,6 +331,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--batch must be 1..100")
     if not 1 <= args.clients <= 256:
         parser.error("--clients must be 1..256")
+    if not 0 <= args.warmup_rounds <= 100:
+        parser.error("--warmup-rounds must be 0..100")
     return args
 
 

@@ -60,6 +60,11 @@ def _uvicorn(factory: str, port: Callable[[Settings], int]) -> Callable[[Setting
         "--port",
         str(port(s)),
         "--no-access-log",
+        # The C event loop and HTTP parser: the gateway's per-request overhead.
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
     ]
 
 
@@ -70,12 +75,27 @@ REGISTRY = PythonService(
     ready_url=lambda s: f"{s.registry_url}/healthz",
 )
 
-WORKER = PythonService(
-    name="worker",
-    marker="streams.worker",
-    argv=lambda s: ["-m", "streams.worker"],
-    ready_url=lambda s: f"http://{s.host}:{s.worker_web_port}/ready",
-    timeout_s=180.0,
+
+def worker(instance: int) -> PythonService:
+    """Worker `instance` of the group; its port and data dir derive from the number."""
+    return PythonService(
+        name=f"worker-{instance}",
+        # The trailing space keeps instance 1 from matching instance 12's command line.
+        marker=f"streams.worker --instance={instance} ",
+        argv=lambda s: ["-m", "streams.worker", f"--instance={instance}"],
+        ready_url=lambda s: f"http://{s.host}:{s.worker_port(instance)}/ready",
+        timeout_s=180.0,
+    )
+
+
+WORKER = worker(1)
+
+SINK = PythonService(
+    name="pg-sink",
+    marker="sinks.timescale.sink_worker",
+    argv=lambda s: ["-m", "sinks.timescale.sink_worker"],
+    ready_url=lambda s: f"http://{s.host}:{s.sink_web_port}/ready",
+    timeout_s=120.0,
 )
 
 GATEWAY = PythonService(

@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from sbp.settings import Settings
 from schemas import catalog
 from schemas.codec import AvroCodec, Writer, registry_client
-from streams.tables.dedup import dedup_key
+from streams.tables.comfort_buckets import zone_key
 from streams.topics import VOTES_RAW
 
 RAW_SUBJECT = catalog.value_subject(VOTES_RAW.name)
@@ -104,7 +104,7 @@ class RawVoteProducer:
         )
 
     def encode(self, vote: dict[str, Any]) -> tuple[bytes, bytes]:
-        key = dedup_key(vote["tenantId"], str(vote["voteUuid"])).encode()
+        key = zone_key(vote["tenantId"], vote["buildingId"], vote["zoneId"]).encode()
         return key, self.codec.encode(self.writer, vote)
 
     def produce(self, votes: Iterable[dict[str, Any]]) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from devstack import kafka, postgres, redis_server
+from devstack import kafka, postgres, redis_server, workers
 from devstack.processes import ManagedProcess
-from devstack.python_services import GATEWAY, REGISTRY, WORKER
+from devstack.python_services import GATEWAY, REGISTRY, SINK, worker
 from sbp.deploy import init_database, init_topics, register_schemas
 from sbp.settings import Settings
 
@@ -49,15 +49,32 @@ SERVICES: tuple[Service, ...] = (
     Service("redis", redis_server.process, redis_server.is_ready, redis_server.down),
     Service("kafka", kafka.process, kafka.is_ready, kafka.down),
     Service("registry", REGISTRY.process, REGISTRY.is_ready, REGISTRY.down),
-    Service("worker", WORKER.process, WORKER.is_ready, WORKER.down),
+    Service("pg-sink", SINK.process, SINK.is_ready, SINK.down),
     Service("gateway", GATEWAY.process, GATEWAY.is_ready, GATEWAY.down),
 )
 
 
-def up(settings: Settings, log: Callable[[str], None] = print) -> UpReport:
+def _worker_services(settings: Settings) -> list[Service]:
+    return [
+        Service(
+            f"worker-{i}",
+            worker(i).process,
+            worker(i).is_ready,
+            worker(i).down,
+        )
+        for i in workers.running(settings) or [1]
+    ]
+
+
+def up(
+    settings: Settings, log: Callable[[str], None] = print, worker_count: int | None = None
+) -> UpReport:
+    """Start what is missing. `worker_count` None keeps the workers that run (at least one)."""
     report = UpReport()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    running_before = {s.name for s in SERVICES if s.process(settings).is_running()}
+    every = [*SERVICES, *_worker_services(settings)]
+    running_before = {s.name for s in every if s.process(settings).is_running()}
+    count = worker_count or max(len(workers.running(settings)), 1)
 
     log("kafka: resolving jars and starting the broker")
     kafka.start(settings)
@@ -80,17 +97,20 @@ def up(settings: Settings, log: Callable[[str], None] = print) -> UpReport:
     REGISTRY.up(settings)
     report.schema_ids = register_schemas(settings)
     log(f"registry: ready at {settings.registry_url}; schema ids {report.schema_ids}")
-    # The worker and the gateway look their schemas up at start, so they come last.
-    WORKER.start(settings)
+    # The workers, the sink and the gateway look their schemas up at start, so they come last.
+    workers.scale(settings, count, wait=False)
+    SINK.start(settings)
     GATEWAY.start(settings)
     GATEWAY.wait_ready(settings)
     log(f"gateway: ready at http://{settings.host}:{settings.gateway_port}")
-    WORKER.wait_ready(settings)
-    log("worker: ready (partitions assigned, tables recovered)")
+    SINK.wait_ready(settings)
+    log("pg-sink: ready")
+    workers.scale(settings, count, wait=True)
+    log(f"workers 1..{count}: ready (partitions assigned, tables recovered)")
 
     report.started = [
         s.name
-        for s in SERVICES
+        for s in [*SERVICES, *_worker_services(settings)]
         if s.name not in running_before and s.process(settings).is_running()
     ]
     return report
@@ -101,6 +121,8 @@ def down(settings: Settings, log: Callable[[str], None] = print) -> list[str]:
     demo = ManagedProcess("demo-load", settings.state_dir / "run", marker="devstack.demo_load")
     if demo.stop():
         stopped.append("demo-load")
+    for instance in workers.stop_all(settings):
+        stopped.append(f"worker-{instance}")
     for service in reversed(SERVICES):
         if service.stop(settings):
             stopped.append(service.name)
@@ -117,7 +139,7 @@ class ServiceStatus:
 
 def status(settings: Settings) -> list[ServiceStatus]:
     result = []
-    for service in SERVICES:
+    for service in [*SERVICES, *_worker_services(settings)]:
         pid = service.process(settings).pid()
         result.append(ServiceStatus(service.name, pid, pid is not None and service.ready(settings)))
     return result

@@ -14,13 +14,15 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.clock_skew import SkewPolicy
 from gateway.live_fanout import LiveFanout
+from gateway.mark_store import MarkStore
 from gateway.publisher import KafkaPublisher
 from gateway.rate_budget import RateBudget
+from gateway.responses import OrjsonResponse
 from gateway.stream_routes import building_stream
 from gateway.vote_ingest import IngestContext
 from gateway.vote_routes import vote_batch, vote_single
@@ -38,7 +40,7 @@ RAW_SUBJECT = catalog.value_subject(VOTES_RAW.name)
 
 
 async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return OrjsonResponse({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
@@ -55,13 +57,13 @@ async def readyz(request: Request) -> Response:
     except Exception:
         checks["postgres"] = False
     ready = all(checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    return OrjsonResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
 async def jwks(request: Request) -> Response:
     keyset: KeySet = request.app.state.keyset
     keyset.refresh()
-    return JSONResponse(keyset.jwks(), headers={"Cache-Control": "max-age=300"})
+    return OrjsonResponse(keyset.jwks(), headers={"Cache-Control": "max-age=300"})
 
 
 async def _refresh_keys(keyset: KeySet, every_s: float = 30.0) -> None:
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             codec=codec,
             raw_writers=raw_writers,
             publisher=publisher,
-            redis=state.redis,
+            marks=MarkStore(state.redis),
             keyring=LocalKeyring.load_or_create(settings.keys_dir),
             policy=SkewPolicy(),
         )

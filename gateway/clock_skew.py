@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 _ZERO = timedelta(0)
 # RFC 3339 date-time. The offset is mandatory; "T" and "Z" may be lowercase
 # (RFC 3339 §5.6). Explicit [0-9], because \d would match non-ASCII digits.
 _RFC3339_RE = re.compile(
-    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
-    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
-    r"(?:\.(?P<fraction>[0-9]{1,9}))?"
-    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_h>[0-9]{2}):(?P<off_m>[0-9]{2}))"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-](?P<off_h>[0-9]{2}):(?P<off_m>[0-9]{2}))"
 )
 
 
@@ -100,18 +99,15 @@ def parse_client_ts(text: str) -> datetime:
     match = _RFC3339_RE.fullmatch(text)
     if match is None:
         raise ValueError("not an RFC 3339 date-time with an offset")
-    # Truncate to microseconds: rounding up could push a vote into the future.
-    micros = int((match["fraction"] or "")[:6].ljust(6, "0"))
-    if match["utc"] is not None:
-        tz = UTC
-    else:
-        off_h, off_m = int(match["off_h"]), int(match["off_m"])
-        if off_h > 23 or off_m > 59:
-            raise ValueError("offset out of range")
-        offset = timedelta(hours=off_h, minutes=off_m)
-        # "-00:00" means "local offset unknown" (RFC 3339 §4.3); the instant is UTC.
-        tz = timezone(-offset if match["sign"] == "-" else offset)
-    fields = ("year", "month", "day", "hour", "minute", "second")
-    year, month, day, hour, minute, second = (int(match[name]) for name in fields)
-    # datetime itself rejects month 13, Feb 30, hour 24 and second 60.
-    return datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
+    off_h, off_m = match.group("off_h", "off_m")
+    # Two ASCII digits each, so comparing the text compares the numbers.
+    if off_h is not None and (off_h > "23" or off_m > "59"):
+        raise ValueError("offset out of range")
+    # The pattern has pinned the text down to a shape that fromisoformat reads
+    # as RFC 3339 does, except for a lowercase "z", which it refuses. It keeps
+    # the client's offset, reads "-00:00" as UTC (the instant, RFC 3339 §4.3),
+    # truncates fractions to microseconds (rounding up could push a vote into
+    # the future), and refuses month 13, Feb 30, hour 24 and second 60.
+    if text[-1] == "z":
+        text = text[:-1] + "Z"
+    return datetime.fromisoformat(text)

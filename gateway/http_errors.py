@@ -4,22 +4,22 @@ route makes before its own work: the caller's principal and its tenant's zones."
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from gateway.batch_request import RequestRejected
+from gateway.responses import OrjsonResponse
 from gateway.zone_directory import DirectoryUnavailable, TenantZones
 from identity.principal import Principal
 from identity.rbac import Action, Forbidden, authorize
 from identity.tokens import TokenError, parse_bearer, verify_access_token
 
 
-def error_response(rejected: RequestRejected) -> JSONResponse:
+def error_response(rejected: RequestRejected) -> OrjsonResponse:
     headers = {}
     if rejected.retry_after_s is not None:
         headers["Retry-After"] = str(rejected.retry_after_s)
     if rejected.status == 401:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    return JSONResponse(rejected.to_json(), status_code=rejected.status, headers=headers)
+    return OrjsonResponse(rejected.to_json(), status_code=rejected.status, headers=headers)
 
 
 def authenticate(request: Request, action: Action) -> Principal:

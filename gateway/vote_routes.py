@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.batch_request import (
     MAX_BODY_BYTES,
@@ -23,6 +23,7 @@ from gateway.batch_request import (
 )
 from gateway.http_errors import authenticate, error_response, tenant_zones
 from gateway.rate_budget import RateBudget
+from gateway.responses import OrjsonResponse
 from gateway.vote_ingest import ingest
 from gateway.vote_validation import counts
 from identity.principal import Principal
@@ -68,7 +69,7 @@ async def vote_batch(request: Request) -> Response:
     except RequestRejected as rejected:
         return error_response(rejected)
     outcomes = await ingest(request.app.state.ingest, principal, zones, items)
-    return JSONResponse({"results": [o.to_json() for o in outcomes], "counts": counts(outcomes)})
+    return OrjsonResponse({"results": [o.to_json() for o in outcomes], "counts": counts(outcomes)})
 
 
 async def vote_single(request: Request) -> Response:
@@ -83,4 +84,4 @@ async def vote_single(request: Request) -> Response:
     status = single_vote_status(outcome)
     if status >= 400:
         return error_response(single_vote_error(outcome))
-    return JSONResponse(outcome.to_json(), status_code=status)
+    return OrjsonResponse(outcome.to_json(), status_code=status)

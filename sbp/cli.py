@@ -17,11 +17,15 @@ console = Console()
 
 
 @dev.command("up")
-def dev_up() -> None:
+def dev_up(
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="vote-stage workers to run (default: keep what runs, or 1)"
+    ),
+) -> None:
     """Start (or confirm) every service and apply migrations, topics and schemas."""
     from devstack import stack
 
-    report = stack.up(get_settings(), log=console.print)
+    report = stack.up(get_settings(), log=console.print, worker_count=workers)
     console.print(
         f"[green]stack ready[/green]; started now: {report.started or 'nothing (already up)'}"
     )

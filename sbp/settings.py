@@ -28,10 +28,22 @@ class Settings(BaseModel):
     redis_port: int = 16379
     registry_port: int = 18081
     gateway_port: int = 18000
-    # The faust worker's web server: readiness (/ready) and faust's own pages.
+    # The first faust worker's web server: readiness (/ready) and /stats. Worker
+    # instance i listens on worker_web_port + i - 1.
     worker_web_port: int = 18066
-    # Unique per worker process of the group (static group membership).
-    worker_instance: str = "1"
+    # Unique per worker process of the group: its static member id, web port and
+    # data dir derive from it (`sbp dev up --workers N` numbers them 1..N).
+    worker_instance: int = 1
+    # The PostgreSQL sink's readiness (/ready) and /stats.
+    sink_web_port: int = 18090
+
+    # How long the vote stage keeps a dedup entry after the vote's clientTs: the
+    # 7-day too_old horizon, plus the 2-minute future skew, plus an hour of margin
+    # for clocks. After that the gateway refuses a re-send as too_old anyway.
+    dedup_ttl_s: int = 7 * 24 * 3600 + 120 + 3600
+    # How long after its minute starts a live bucket is kept: the longest window
+    # (60 min) plus 5 minutes of grace. PostgreSQL keeps the history.
+    live_bucket_ttl_s: int = 65 * 60
 
     # Where the services listen and, unless overridden below, where they are found.
     host: str = "127.0.0.1"
@@ -70,6 +82,12 @@ class Settings(BaseModel):
     def keys_dir(self) -> Path:
         """Signing keys and the local keyring; production mounts a secret store here."""
         return self.state_dir / "keys"
+
+    def worker_port(self, instance: int | None = None) -> int:
+        return self.worker_web_port + (instance or self.worker_instance) - 1
+
+    def worker_data_dir(self, instance: int | None = None) -> Path:
+        return self.state_dir / "worker" / str(instance or self.worker_instance)
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -105,6 +105,24 @@ class AvroCodec:
             raise DecodeError("undecodable", f"schema {schema_id}: not a record")
         return Decoded(schema_id, record)
 
+    @staticmethod
+    def schema_id_of(data: bytes | None) -> int | None:
+        """The writer schema id a framed record names, or None if it is not framed."""
+        if data is None or len(data) < _HEADER.size or data[0] != _MAGIC:
+            return None
+        return int(_HEADER.unpack_from(data)[1])
+
+    def knows(self, schema_id: int) -> bool:
+        return schema_id in self._by_id
+
+    def fetch(self, schema_id: int) -> None:
+        """Ask the registry for a schema id (blocking: callers in a loop run it in a thread).
+
+        Raises DecodeError for an id the registry does not have, RegistryUnavailable
+        when it cannot be asked.
+        """
+        self._schema_by_id(schema_id)
+
     def _schema_by_id(self, schema_id: int) -> Any:
         cached = self._by_id.get(schema_id)
         if cached is not None:

@@ -1,14 +1,15 @@
 """Run a `take_events()` batch body so that faust's ack can never outrun the work.
 
 faust acks a taken batch in a `finally`, on success, on an exception and on a
-cancel alike, and commits acked offsets soon after. So:
+cancel alike, and commits acked offsets soon after. The vote stage keeps its
+own progress and does not depend on faust's commits, but a batch that failed
+half-way must still not be mistaken for done. So:
 
 - a cancel (rebalance, shutdown) must not interrupt the body: it is let run to
   completion first, then the cancel proceeds;
-- an exception the body did not handle (its transient failures are retried
-  inside it) stops the process at once, before the next commit, so the batch
-  is read again after the restart instead of being lost. Every step is
-  idempotent under that replay.
+- a body that fails, whether on its own or while a cancel waited for it, stops
+  the process at once, so nothing after the failure runs and the batch is read
+  again after the restart. Every step is idempotent under that replay.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ log = logging.getLogger(__name__)
 FAIL_STOP_EXIT_CODE = 70
 
 
+def _fail_stop(count: int, exc: BaseException | None) -> None:
+    log.critical("batch of %d failed; stopping before anything else runs", count, exc_info=exc)
+    os._exit(FAIL_STOP_EXIT_CODE)
+
+
 async def complete_batch(
-    body: Callable[[Sequence[Any]], Awaitable[None]], events: Sequence[Any]
+    body: Callable[[Sequence[Any]], Awaitable[None]],
+    events: Sequence[Any],
+    stop: Callable[[int, BaseException | None], None] = _fail_stop,
 ) -> None:
     task = asyncio.ensure_future(body(events))
     try:
@@ -35,9 +43,11 @@ async def complete_batch(
                 await asyncio.shield(task)
             except asyncio.CancelledError:
                 continue
+            except Exception:
+                break
+        if task.cancelled() or task.exception() is not None:
+            # Unfinished or failed while the cancel waited: faust would ack it on the way out.
+            stop(len(events), None if task.cancelled() else task.exception())
         raise
-    except Exception:
-        log.critical(
-            "batch of %d failed; stopping before its offsets commit", len(events), exc_info=True
-        )
-        os._exit(FAIL_STOP_EXIT_CODE)
+    except Exception as exc:
+        stop(len(events), exc)

@@ -2,51 +2,71 @@
 
 The envelope (schemas/avro/votes.dlq-value) keeps the original topic,
 partition, offset, key, value bytes and headers, so an operator can inspect and
-re-drive the record. The DLQ record keeps the original key. Its delivery is
-awaited before the source record is acked, so a dead letter is never lost.
+re-drive the record; the DLQ record keeps the original key. Dead letters are
+produced into the caller's batch of deliveries, so they are confirmed together
+with the rest of the batch before its offsets or progress are recorded.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.catalog import value_subject
-from streams.app import vote_dlq
-from streams.counters import counters
-from streams.serde import codec, writer
-from streams.topics import VOTES_DLQ, WORKER_APP_ID
-
-DLQ_SUBJECT = value_subject(VOTES_DLQ.name)
+from schemas.codec import AvroCodec, Writer
+from streams.batch_producer import Deliveries
+from streams.topics import VOTES_DLQ
 
 
-def envelope(message: Any, error_code: str, error_message: str, attempts: int) -> dict[str, Any]:
-    headers = message.headers or []
-    if isinstance(headers, dict):
-        headers = list(headers.items())
+@dataclass(frozen=True)
+class SourceRecord:
+    """What the DLQ keeps of the record that failed."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+def envelope(
+    source: SourceRecord, error_code: str, error_message: str, attempts: int, group: str
+) -> dict[str, Any]:
     return {
-        "originalTopic": message.topic,
-        "originalPartition": message.partition,
-        "originalOffset": message.offset,
-        "originalKey": message.key,
-        "originalValue": message.value,
-        "originalHeaders": [
-            {"key": str(k), "value": v if isinstance(v, bytes | None) else str(v).encode()}
-            for k, v in headers
-        ],
+        "originalTopic": source.topic,
+        "originalPartition": source.partition,
+        "originalOffset": source.offset,
+        "originalKey": source.key,
+        "originalValue": source.value,
+        "originalHeaders": [{"key": k, "value": v} for k, v in source.headers],
         "errorCode": error_code,
         "errorMessage": error_message[:2000],
         "failedAt": datetime.now(UTC),
         "attempts": attempts,
-        "consumerGroup": WORKER_APP_ID,
+        "consumerGroup": group,
     }
 
 
-async def dead_letter(message: Any, error_code: str, error_message: str, attempts: int = 1) -> None:
-    value = codec().encode(
-        writer(DLQ_SUBJECT), envelope(message, error_code, error_message, attempts)
-    )
-    delivery = await vote_dlq.send(key=message.key, value=value)
-    # Wait for Kafka's confirmation: the source record is acked right after this.
-    await delivery
-    counters[f"dlq_{error_code}"] += 1
+class DeadLetters:
+    def __init__(self, codec: AvroCodec, writer: Writer, group: str) -> None:
+        self._codec = codec
+        self._writer = writer
+        self._group = group
+        self.counts: Counter[str] = Counter()
+
+    def send(
+        self,
+        deliveries: Deliveries,
+        source: SourceRecord,
+        error_code: str,
+        error_message: str,
+        attempts: int = 1,
+    ) -> None:
+        """Produce the dead letter into `deliveries`; the caller's `confirm()` awaits it."""
+        value = self._codec.encode(
+            self._writer, envelope(source, error_code, error_message, attempts, self._group)
+        )
+        deliveries.produce(VOTES_DLQ.name, source.key, value)
+        self.counts[error_code] += 1

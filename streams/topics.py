@@ -31,17 +31,22 @@ class TopicSpec:
         return conf
 
 
-VOTE_PARTITIONS = 4
+# 24 partitions: the unit of parallelism for the vote stage and the sink. 24
+# divides evenly among 1, 2, 3, 4, 6, 8, 12 and 24 workers, and at the measured
+# ~2k votes/s per worker core it leaves room for an order of magnitude of growth
+# before a re-partition (which is a new topic plus a rebuild, never in place).
+VOTE_PARTITIONS = 24
 
-# The processor's dedup entries must outlive what votes.raw keeps, so a reset to
-# earliest can never double-count; today they are never deleted (an expiry sweep
-# at this retention plus a margin is open work).
+# The processor's progress is kept in its own state, so an offset reset never
+# re-counts; votes.raw keeps a week plus margin for operators to re-drive from.
 VOTES_RAW_RETENTION_MS = 14 * DAY_MS
 
+# Keyed by zone so one partition holds a zone's dedup entries, its buckets and
+# its votes in order: the vote stage needs no second hop (docs/topics.md).
 VOTES_RAW = TopicSpec(
     name="votes.raw",
     partitions=VOTE_PARTITIONS,
-    key="tenantId|voteUuid",
+    key="tenantId|buildingId|zoneId",
     retention_ms=VOTES_RAW_RETENTION_MS,
 )
 VOTES_ACCEPTED = TopicSpec(
@@ -71,15 +76,17 @@ def changelog(table: str, source: TopicSpec) -> TopicSpec:
     )
 
 
-DEDUP_TABLE = "vote-dedup"
-BUCKETS_TABLE = "comfort-buckets"
-VOTE_DEDUP_CHANGELOG = changelog(DEDUP_TABLE, VOTES_RAW)
-COMFORT_BUCKETS_CHANGELOG = changelog(BUCKETS_TABLE, VOTES_ACCEPTED)
+# One table holds a partition's dedup entries, its live buckets and its
+# progress marker, so one changelog partition orders them (streams/tables/vote_state.py).
+VOTE_STATE_TABLE = "vote-state"
+VOTE_STATE_CHANGELOG = changelog(VOTE_STATE_TABLE, VOTES_RAW)
+
+# The PostgreSQL sink's own consumer group on votes.accepted.
+PG_SINK_GROUP = "sbp-pg-sink"
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     VOTES_RAW,
     VOTES_ACCEPTED,
     VOTES_DLQ,
-    VOTE_DEDUP_CHANGELOG,
-    COMFORT_BUCKETS_CHANGELOG,
+    VOTE_STATE_CHANGELOG,
 )

@@ -1,20 +1,144 @@
-"""Entry point of the faust worker: `python -m streams.worker` (run by `sbp dev up`)."""
+"""Entry point of a vote-stage worker: `python -m streams.worker --instance=N`.
+
+Builds the faust app, the vote-state table, the stage agent and its two timers
+(live publishing, state expiry), and the worker's pages: `/ready` (partitions
+assigned and the state recovered) and `/stats` (what the stage did).
+"""
 
 from __future__ import annotations
 
-import faust
+import argparse
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from streams import app as app_module
-from streams.agents import aggregator, processor  # noqa: F401  (registers agents)
-from streams.serde import resolve_writers
+import faust
+from faust.web import Request, Response, View
+
+from sbp.settings import Settings, get_settings
+from schemas import catalog
+from schemas.codec import AvroCodec, RegistryUnavailable, Writer, registry_client
+from sinks.live.redis_client import connect
+from streams.agents.live_publisher import LivePublisher
+from streams.agents.state_sweeper import StateSweeper
+from streams.agents.vote_stage import VoteStage
+from streams.app import create_app, is_ready, raw_topic, vote_state_table
+from streams.batch_producer import BatchProducer
+from streams.clock import clock_from_env
+from streams.consumer_patch import never_drop_records_of
+from streams.dlq import DeadLetters
+from streams.partition_state import PartitionState
+from streams.tables.live_buckets import LiveBuckets
+from streams.tables.vote_batch import Horizons
+from streams.topics import VOTE_STATE_CHANGELOG, VOTES_ACCEPTED, VOTES_DLQ, VOTES_RAW, WORKER_APP_ID
+
+SWEEP_EVERY_S = 5.0
+log = logging.getLogger(__name__)
+
+
+def resolve_writer(codec: AvroCodec, topic: str, timeout_s: float = 120.0) -> Writer:
+    """The registered id of a subject's newest schema; retried while the registry starts."""
+    subject = catalog.value_subject(topic)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return codec.writer(subject, catalog.latest(subject).text)
+        except RegistryUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def build(settings: Settings) -> tuple[faust.App, VoteStage]:
+    codec = AvroCodec(registry_client(settings))
+    # Writers resolved before the loop runs, so no lookup ever sits in a batch.
+    accepted = resolve_writer(codec, VOTES_ACCEPTED.name)
+    dlq_writer = resolve_writer(codec, VOTES_DLQ.name)
+    app = create_app(settings)
+    table = vote_state_table(app)
+    producer = BatchProducer(
+        settings.kafka_bootstrap, client_id=f"{WORKER_APP_ID}-{settings.worker_instance}"
+    )
+    stage = VoteStage(
+        app=app,
+        state=PartitionState(table, VOTE_STATE_CHANGELOG.name),
+        producer=producer,
+        codec=codec,
+        accepted_writer=accepted,
+        dead_letters=DeadLetters(codec, dlq_writer, WORKER_APP_ID),
+        live=LiveBuckets(),
+        clock=clock_from_env(),
+        horizons=Horizons(settings.dedup_ttl_s, settings.live_bucket_ttl_s),
+    )
+    stage.install(raw_topic(app, VOTES_RAW))
+    never_drop_records_of(app, VOTES_RAW.name)
+    publisher = LivePublisher(stage, connect(settings.redis_url))
+    sweeper = StateSweeper(stage)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: Any, **_kwargs: Any) -> None:
+        stage.forget({tp.partition for tp in revoked if tp.topic == VOTES_RAW.name})
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def publish_live() -> None:
+        await _guarded("publishing", publisher.tick, stage)
+
+    @app.timer(SWEEP_EVERY_S)  # type: ignore[untyped-decorator]
+    async def sweep_state() -> None:
+        await _guarded("expiry sweep", sweeper.tick, stage)
+
+    @app.page("/ready")
+    class Readiness(View):
+        async def get(self, request: Request) -> Response:
+            ready = is_ready(app) and bool(stage.cursors or not _held(app))
+            return self.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.page("/stats")
+    class Stats(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(
+                {
+                    **stage.stats.counts,
+                    **{f"dlq_{code}": n for code, n in stage.dead_letters.counts.items()},
+                    **{f"expired_{kind}": n for kind, n in sweeper.counts.items()},
+                    "published": publisher.published,
+                    "partitions": sorted(stage.cursors),
+                    "gaps": sum(c.gaps for c in stage.cursors.values()),
+                }
+            )
+
+    return app, stage
+
+
+async def _guarded(what: str, tick: Callable[[], Awaitable[None]], stage: VoteStage) -> None:
+    """A timer that raises takes the whole worker down; this one logs and tries next tick.
+
+    Neither timer's work is lost by a failed tick: dirty zones stay dirty, and
+    expired keys are found again on the next walk.
+    """
+    try:
+        await tick()
+    except Exception:
+        stage.stats.counts[f"timer_errors_{what.replace(' ', '_')}"] += 1
+        log.exception("%s failed; retrying on the next tick", what)
+
+
+def _held(app: faust.App) -> set[int]:
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == VOTES_RAW.name}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="streams.worker")
+    parser.add_argument("--instance", type=int, default=None)
+    args = parser.parse_args()
+    settings = get_settings()
+    if args.instance is not None:
+        settings = settings.model_copy(update={"worker_instance": args.instance})
     # faust creates only the last level of its data dir.
-    app_module.settings.state_dir.joinpath("worker").mkdir(parents=True, exist_ok=True)
-    # Fail at start, not mid-stream, if the registry does not know our schemas.
-    resolve_writers()
-    worker = faust.Worker(app_module.app, loglevel="info")
+    settings.worker_data_dir().mkdir(parents=True, exist_ok=True)
+    app, _stage = build(settings)
+    worker = faust.Worker(app, loglevel="info")
     worker.execute_from_commandline()
 
 

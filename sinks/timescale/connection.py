@@ -1,22 +1,21 @@
 """One PostgreSQL connection that is re-opened on demand after any failure.
 
 A pool's reconnect back-off grows to minutes during a long outage, which keeps
-a service failing well after PostgreSQL is back. These users (the vote sink, the
-gateway's zone lookups) need one connection at a time, so they hold exactly one
-and try a fresh connect whenever the last one broke: recovery is immediate.
+a service failing well after PostgreSQL is back. The gateway's zone lookups need
+one connection at a time, so they hold exactly one and try a fresh connect
+whenever the last one broke: recovery is immediate. (The PostgreSQL sink, a
+synchronous process, keeps its own connection the same way: vote_store.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 
-log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[Any]
 
 
@@ -42,21 +41,6 @@ class ReconnectingConnection:
                 raise
             self._conn = conn
         return self._conn
-
-    async def get_retrying(self) -> Conn:
-        """Wait, with back-off capped at 5 s, until a connection is open and set up.
-
-        Any failure here is the database's state, not a row's: it is retried,
-        never treated as a reason to dead-letter data.
-        """
-        delay = 0.2
-        while True:
-            try:
-                return await self.get()
-            except psycopg.Error as exc:
-                log.warning("postgres unavailable, retrying in %.1fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def reset(self) -> None:
         conn, self._conn = self._conn, None

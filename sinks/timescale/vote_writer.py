@@ -6,13 +6,16 @@ conflict target is the primary key (tenant_id, vote_uuid, client_ts), so a vote
 re-emitted after a crash, or a batch retried after an outage, is stored once.
 Each tenant's rows go in their own transaction with `app.tenant_id` set, which
 the RLS policy checks.
+
+The PostgreSQL sink process (sinks/timescale/sink_worker.py) is the writer's
+caller; it is a synchronous loop, so these functions take a synchronous
+connection.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -36,8 +39,24 @@ COLUMNS = (
 )
 _COLS = ", ".join(COLUMNS)
 
+# Months of partitions kept ahead, from the month before `now`.
+PARTITION_MONTHS = 14
+
+_ENSURE_PARTITIONS = "SELECT sbp.ensure_vote_partitions(%s::date, %s)"
+_SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
+# Session-local staging table; ON COMMIT DELETE ROWS empties it after every batch.
+_CREATE_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS votes_in "
+    "(LIKE sbp.votes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY_STAGING = f"COPY votes_in ({_COLS}) FROM STDIN"
+_MOVE_STAGED = (
+    f"INSERT INTO sbp.votes ({_COLS}) SELECT {_COLS} FROM votes_in ON CONFLICT DO NOTHING"
+)
+
 
 def to_row(vote: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A votes.accepted record as a `COLUMNS` row; KeyError if it is not such a record."""
     return (
         vote["tenantId"],
         vote["voteUuid"],
@@ -57,40 +76,32 @@ def to_row(vote: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def by_tenant(rows: Iterable[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
-    groups: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for row in rows:
-        groups[row[0]].append(row)
-    return groups
+def _first_partition_month(now: datetime | None) -> date:
+    """The first day of the month before `now` (votes older than 7 days are refused)."""
+    return ((now or datetime.now(UTC)).replace(day=1) - timedelta(days=1)).replace(day=1).date()
 
 
-async def ensure_partitions(conn: psycopg.AsyncConnection[Any], now: datetime | None = None) -> int:
-    """Monthly partitions from last month to a year ahead (votes older than 7 days are refused)."""
-    start = (now or datetime.now(UTC)).replace(day=1) - timedelta(days=1)
-    cur = await conn.execute(
-        "SELECT sbp.ensure_vote_partitions(%s::date, 14)", (start.replace(day=1).date(),)
-    )
-    row = await cur.fetchone()
-    await conn.commit()
-    return int(row[0]) if row else 0
+def prepare_session(conn: psycopg.Connection[Any], now: datetime | None = None) -> int:
+    """Make sure partitions exist ahead and create the staging table; on an autocommit
+    connection, right after connecting. Returns how many partitions were created."""
+    row = conn.execute(_ENSURE_PARTITIONS, (_first_partition_month(now), PARTITION_MONTHS))
+    created = row.fetchone()
+    conn.execute(_CREATE_STAGING)
+    return int(created[0]) if created else 0
 
 
-async def write_votes(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:
-    """Store the rows; returns how many were new. Raises on any failure (nothing half-done)."""
-    inserted = 0
-    for tenant_id, tenant_rows in by_tenant(rows).items():
-        async with conn.transaction():
-            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
-            await conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS votes_in "
-                "(LIKE sbp.votes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            async with conn.cursor().copy(f"COPY votes_in ({_COLS}) FROM STDIN") as copy:
-                for row in tenant_rows:
-                    await copy.write_row(row)
-            cur = await conn.execute(
-                f"INSERT INTO sbp.votes ({_COLS}) SELECT {_COLS} FROM votes_in "
-                "ON CONFLICT DO NOTHING"
-            )
-            inserted += cur.rowcount
-    return inserted
+def store_tenant_votes(
+    conn: psycopg.Connection[Any], tenant_id: str, rows: Sequence[tuple[Any, ...]]
+) -> int:
+    """Store one tenant's rows in one transaction; returns how many were new.
+
+    Raises on any failure, and then nothing of these rows was stored.
+    """
+    with conn.transaction():
+        conn.execute(_SET_TENANT, (tenant_id,))
+        with conn.cursor() as cur:
+            with cur.copy(_COPY_STAGING) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(_MOVE_STAGED)
+            return cur.rowcount

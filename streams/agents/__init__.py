@@ -1,1 +1,1 @@
-"""faust agents, one module per pipeline stage: processor → aggregator, vote sink."""
+"""faust agents and timers: the vote stage, live publishing, state expiry."""

@@ -123,9 +123,16 @@ def decode(settings: Settings, value: bytes) -> dict[str, Any]:
 
 
 def worker_stats(settings: Settings) -> dict[str, int]:
-    url = f"http://{settings.host}:{settings.worker_web_port}/stats"
-    stats: dict[str, int] = httpx.get(url, timeout=5).json()
-    return stats
+    """The vote stage's counters, summed over every running worker."""
+    from devstack import workers
+
+    total: dict[str, int] = {}
+    for instance in workers.running(settings):
+        url = f"http://{settings.host}:{settings.worker_port(instance)}/stats"
+        for name, value in httpx.get(url, timeout=5).json().items():
+            if isinstance(value, int):
+                total[name] = total.get(name, 0) + value
+    return total
 
 
 def wait_window(

@@ -196,12 +196,12 @@ def test_processor_dedup_is_authoritative_without_the_gateway(tenant: Tenant) ->
     is stored and counted once."""
     settings = tenant.settings
     record = raw_vote(tenant.tenant_id, "b1", "z4", value=3)
-    before = worker_stats(settings).get("processor_duplicate", 0)
+    before = worker_stats(settings).get("duplicate", 0)
     with RawVoteProducer(settings) as producer:
         producer.produce([record, record, record])
 
     wait_for(
-        lambda: worker_stats(settings).get("processor_duplicate", 0) >= before + 2,
+        lambda: worker_stats(settings).get("duplicate", 0) >= before + 2,
         60,
         "two duplicates judged",
     )

@@ -1,0 +1,334 @@
+"""votes.raw → dedup, live buckets, votes.accepted: the one stage every vote passes.
+
+votes.raw is keyed by zone, so a partition holds its zones' dedup entries,
+buckets and progress together (streams/tables/vote_state.py). Per batch:
+
+1. wait until faust has recovered the state (it may resume the stream a moment
+   before recovery ends), and judge each record against the partition's own
+   progress (streams/tables/partition_cursor.py): skip what is done, seek back
+   over a gap;
+2. decode (registry lookups off the loop, with timeouts) and migrate;
+3. plan the batch (streams/tables/vote_batch.py): emits, dead letters, state;
+4. write the state (RocksDB and changelog), produce the emits and dead letters,
+   and await every delivery report at once;
+5. only then record the partition's progress, to the same changelog partition
+   after the data it guards.
+
+A crash anywhere replays from the durable progress, and every step is
+idempotent under that replay. The batch guard keeps faust from acking a batch
+whose body did not finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from aiokafka.errors import IllegalStateError
+from faust.types import TP
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from schemas.codec import AvroCodec, DecodeError, RegistryUnavailable, Writer
+from streams.app import is_ready
+from streams.batch_guard import complete_batch
+from streams.batch_producer import BatchProducer, Deliveries
+from streams.clock import Clock
+from streams.dlq import DeadLetters, SourceRecord
+from streams.partition_state import PartitionState
+from streams.tables.live_buckets import LiveBuckets
+from streams.tables.partition_cursor import Admit, PartitionCursor
+from streams.tables.vote_batch import Horizons, Item, Plan, plan_batch
+from streams.tables.vote_migration import Invalid, migrate
+from streams.tables.vote_state import decode, progress_key, split_bucket_state_key
+from streams.topics import VOTES_ACCEPTED, VOTES_RAW
+
+log = logging.getLogger(__name__)
+BATCH_MAX = 2000
+BATCH_WITHIN_S = 0.1
+REGISTRY_TIMEOUT_S = 5.0
+
+
+@dataclass
+class StageStats:
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class VoteStage:
+    def __init__(
+        self,
+        app: faust.App,
+        state: PartitionState,
+        producer: BatchProducer,
+        codec: AvroCodec,
+        accepted_writer: Writer,
+        dead_letters: DeadLetters,
+        live: LiveBuckets,
+        clock: Clock,
+        horizons: Horizons,
+    ) -> None:
+        self.app = app
+        self.state = state
+        self.producer = producer
+        self.codec = codec
+        self.accepted_writer = accepted_writer
+        self.dead_letters = dead_letters
+        self.live = live
+        self.clock = clock
+        self.horizons = horizons
+        self.cursors: dict[int, PartitionCursor] = {}
+        self.stats = StageStats()
+        self._pending_progress: list[Deliveries] = []
+
+    # --- assignment -------------------------------------------------------
+
+    def forget(self, partitions: set[int]) -> None:
+        """Revoked: their state is the new owner's; reload from the store if they return."""
+        for partition in partitions:
+            self.cursors.pop(partition, None)
+            self.live.drop_partition(partition)
+
+    async def cursor(self, partition: int) -> PartitionCursor:
+        cursor = self.cursors.get(partition)
+        if cursor is not None:
+            return cursor
+        progress = decode(self.state.get(partition, progress_key(partition)))
+        if progress is not None:
+            cursor = PartitionCursor(expected=int(progress["o"]) + 1)
+        else:
+            # Never processed: start at the log start, whatever faust committed.
+            tp = TP(VOTES_RAW.name, partition)
+            earliest = await self.app.consumer.earliest_offsets(tp)
+            cursor = PartitionCursor(expected=int(earliest.get(tp, 0)))
+        self.cursors[partition] = cursor
+        await self._load_live(partition)
+        return cursor
+
+    async def _load_live(self, partition: int) -> None:
+        """Fill the live cache from the partition's recovered buckets, in slices."""
+        after: bytes | None = None
+        now_s = self.clock().timestamp()
+        while True:
+            rows = self.state.scan(partition, b"b|", after=after, limit=2000)
+            for key, raw in rows:
+                bucket = decode(raw)
+                if bucket is not None and bucket.get("x", 0) > now_s:
+                    zone, kind, minute = split_bucket_state_key(key)
+                    self.live.put(partition, zone, kind, minute, bucket)
+            if len(rows) < 2000:
+                return
+            after = rows[-1][0]
+            await asyncio.sleep(0)
+
+    async def start_partitions(self) -> None:
+        """After an assignment: seek every held partition to its own progress.
+
+        faust resumes at its committed offsets, which can be past records it
+        skipped; a partition that gets no new records would never show the gap.
+        """
+        for tp in sorted(self.app.consumer.assignment()):
+            if tp.topic != VOTES_RAW.name or tp.partition in self.cursors:
+                continue
+            cursor = await self.cursor(tp.partition)
+            await self._seek_to_expected(tp.partition, cursor)
+            self.stats.counts["assignment_seeks"] += 1
+
+    async def reseek_overdue(self) -> None:
+        """Seek again where a sought offset never came (the partition went quiet)."""
+        now = time.monotonic()
+        for partition, cursor in list(self.cursors.items()):
+            if not cursor.overdue(now) or cursor.expected is None:
+                continue
+            tp = TP(VOTES_RAW.name, partition)
+            end = int((await self.app.consumer.highwaters(tp)).get(tp, 0))
+            if cursor.expected >= end:
+                cursor.seeking = False  # nothing to read: the seek had nothing to bring
+                continue
+            self.stats.counts["overdue_seeks"] += 1
+            await self._seek_to_expected(partition, cursor)
+
+    async def _seek_to_expected(self, partition: int, cursor: PartitionCursor) -> None:
+        """Seek to the next offset to process, or to the log start if retention passed it."""
+        tp = TP(VOTES_RAW.name, partition)
+        earliest = int((await self.app.consumer.earliest_offsets(tp)).get(tp, 0))
+        expected = cursor.expected
+        if cursor.log_start_is(earliest):
+            log.warning(
+                "votes.raw[%d]: offsets %s..%d left the log (retention); moving on",
+                partition,
+                expected,
+                earliest - 1,
+            )
+            self.stats.counts["retention_gaps"] += 1
+        target = cursor.expected if cursor.expected is not None else earliest
+        cursor.seek_started(target, time.monotonic())
+        try:
+            await self.app.consumer.seek(tp, target)
+        except IllegalStateError:
+            # Revoked meanwhile (a rebalance is under way): the next owner starts it.
+            self.cursors.pop(partition, None)
+
+    # --- the batch --------------------------------------------------------
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        if not is_ready(self.app):
+            # Never read state that faust has not finished restoring, and never wait
+            # for it here either: a rebalance waits for this batch to end. These
+            # records are read again: after recovery every partition is sought
+            # back to its own progress (start_partitions).
+            self.stats.counts["deferred_not_ready"] += len(events)
+            return
+        held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == VOTES_RAW.name}
+        by_partition: dict[int, list[Any]] = {}
+        for event in events:
+            message = event.message
+            if message.partition not in held or not self.state.is_open(message.partition):
+                self.stats.counts["not_held"] += 1
+                continue
+            by_partition.setdefault(message.partition, []).append(event)
+        await self._resolve_schemas([e for evs in by_partition.values() for e in evs])
+        deliveries = self.producer.batch()
+        done: dict[int, int] = {}
+        for partition, partition_events in by_partition.items():
+            last = await self._stage_partition(deliveries, partition, partition_events)
+            if last is not None:
+                done[partition] = last
+        offsets = await deliveries.confirm()
+        self.state.record_persisted(
+            {p: o for (topic, p), o in offsets.items() if topic == self.state.changelog_topic}
+        )
+        # Progress goes after the data it guards is durable, to the same changelog
+        # partition. Its own report is awaited with the next batch: if it is lost,
+        # the partition replays one batch more, which every step absorbs.
+        progress = self.producer.batch()
+        for partition, last in done.items():
+            self.state.write(progress, partition, {progress_key(partition): b'{"o":%d}' % last})
+        self._pending_progress.append(progress)
+        while len(self._pending_progress) > 1:
+            await self._pending_progress.pop(0).confirm()
+
+    async def _stage_partition(
+        self, deliveries: Deliveries, partition: int, events: list[Any]
+    ) -> int | None:
+        cursor = await self.cursor(partition)
+        admitted: list[Any] = []
+        for event in sorted(events, key=lambda e: e.message.offset):
+            offset = event.message.offset
+            verdict = cursor.admit(offset, time.monotonic())
+            if verdict is Admit.PROCESS:
+                admitted.append(event)
+                cursor.processed(offset)
+                continue
+            if verdict is Admit.GAP:
+                await self._repair_gap(partition, cursor, offset)
+                if cursor.admit(offset, time.monotonic()) is Admit.PROCESS:  # left the log
+                    admitted.append(event)
+                    cursor.processed(offset)
+                    continue
+            self.stats.counts[f"skipped_{verdict.value}"] += 1
+        if not admitted:
+            return None
+        items = [self._item(event) for event in admitted]
+        plan = plan_batch(
+            items, lambda keys: self.state.get_many(partition, keys), self._now_s(), self.horizons
+        )
+        self._apply(deliveries, partition, plan, {e.message.offset: e for e in admitted})
+        return int(admitted[-1].message.offset)
+
+    async def _repair_gap(self, partition: int, cursor: PartitionCursor, seen: int) -> None:
+        """A record past the expected offset: seek back, unless retention removed the rest."""
+        log.warning(
+            "votes.raw[%d]: gap, expected %s, got %d; seeking back",
+            partition,
+            cursor.expected,
+            seen,
+        )
+        self.stats.counts["gaps_repaired"] += 1
+        await self._seek_to_expected(partition, cursor)
+
+    def _now_s(self) -> float:
+        return self.clock().timestamp()
+
+    def _item(self, event: Any) -> Item:
+        message = event.message
+        try:
+            raw = self.codec.decode(message.value).record
+        except DecodeError as exc:
+            return Item(message.offset, message.key, None, exc.code, exc.message)
+        result = migrate(raw)
+        if isinstance(result, Invalid):
+            return Item(message.offset, message.key, None, result.code, result.message)
+        return Item(message.offset, message.key, result)
+
+    def _apply(
+        self, deliveries: Deliveries, partition: int, plan: Plan, events: dict[int, Any]
+    ) -> None:
+        """Produce everything the plan says; the caller awaits the reports together."""
+        self.state.write(deliveries, partition, plan.puts)
+        for offset, vote in plan.emits:
+            event = events[offset]
+            deliveries.produce(
+                VOTES_ACCEPTED.name,
+                event.message.key,
+                self.codec.encode(self.accepted_writer, vote),
+            )
+        for failure in plan.failures:
+            self.dead_letters.send(
+                deliveries, _source(events[failure.offset].message), failure.code, failure.message
+            )
+        for key, bucket in plan.buckets.items():
+            zone, kind, minute = split_bucket_state_key(key)
+            self.live.put(partition, zone, kind, minute, bucket)
+        self.stats.counts.update(plan.counts)
+        self.stats.counts["emitted"] += len(plan.emits)
+        self.stats.counts["dead_lettered"] += len(plan.failures)
+
+    async def _resolve_schemas(self, events: list[Any]) -> None:
+        """Fetch writer schemas not seen yet, in a thread with a timeout; outages are waited out."""
+        unknown = {
+            sid
+            for e in events
+            if (sid := self.codec.schema_id_of(e.message.value)) is not None
+            and not self.codec.knows(sid)
+        }
+        for schema_id in sorted(unknown):
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type((RegistryUnavailable, TimeoutError)),
+                wait=wait_exponential(multiplier=0.2, max=5.0),
+                reraise=True,
+            ):
+                # An id the registry lacks is no outage: its records are dead-lettered.
+                with attempt, contextlib.suppress(DecodeError):
+                    await asyncio.wait_for(
+                        asyncio.to_thread(self.codec.fetch, schema_id), REGISTRY_TIMEOUT_S
+                    )
+
+    def install(self, raw_votes: Any) -> None:
+        stage = self
+
+        @self.app.agent(raw_votes, name="vote-stage")
+        async def vote_stage(stream: Any) -> None:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await complete_batch(stage.handle, events)
+
+
+def _source(message: Any) -> SourceRecord:
+    headers = message.headers or []
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=[
+            (str(k), v if isinstance(v, bytes | None) else str(v).encode()) for k, v in headers
+        ],
+    )

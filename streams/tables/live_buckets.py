@@ -1,0 +1,76 @@
+"""The live buckets of the partitions a worker holds, and which zones to publish when.
+
+An in-memory copy of the `b|…` keys of the vote state, grouped by partition
+and zone, so publishing a zone's windows reads no database. It is filled from
+the state when a partition is assigned, updated by every batch, and dropped
+when the partition is revoked, so two workers never publish one zone.
+
+A zone is dirty after a batch changed one of its buckets. When the clock's
+minute changes, every zone with a live bucket is dirty again because its
+windows slid; a kind whose last bucket left the longest window is published
+once more (empty) and then forgotten. Each flush takes at most `limit` zones;
+the rest stay dirty, oldest first, for the next one, so a minute boundary
+never publishes every zone in one go and no zone waits behind busier ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.tables.comfort_buckets import LONGEST_WINDOW_MIN
+
+# partition → zone key → kind → minute → bucket
+Cache = dict[int, dict[str, dict[str, dict[int, Mapping[str, Any]]]]]
+
+
+@dataclass
+class LiveBuckets:
+    cache: Cache = field(default_factory=dict)
+    dirty: dict[str, int] = field(default_factory=dict)  # zone → partition
+    last_minute: int | None = None
+
+    def put(self, partition: int, zone: str, kind: str, minute: int, bucket: Any) -> None:
+        zones = self.cache.setdefault(partition, {})
+        zones.setdefault(zone, {}).setdefault(kind, {})[minute] = bucket
+        self._mark(zone, partition)
+
+    def _mark(self, zone: str, partition: int) -> None:
+        # To the back of the queue, so zones changed often cannot starve the rest.
+        self.dirty.pop(zone, None)
+        self.dirty[zone] = partition
+
+    def drop_partition(self, partition: int) -> None:
+        for zone in self.cache.pop(partition, {}):
+            self.dirty.pop(zone, None)
+
+    def partitions(self) -> set[int]:
+        return set(self.cache)
+
+    def due(self, now_minute: int, limit: int) -> list[tuple[str, dict[str, dict[int, Any]]]]:
+        """Up to `limit` zones to publish now, with their live buckets per kind."""
+        if self.last_minute != now_minute:
+            self.last_minute = now_minute
+            for partition, zones in self.cache.items():
+                for zone in zones:
+                    self.dirty.setdefault(zone, partition)
+        horizon = now_minute - LONGEST_WINDOW_MIN
+        out: list[tuple[str, dict[str, dict[int, Any]]]] = []
+        # Oldest dirty first (insertion order).
+        for zone in list(self.dirty)[:limit]:
+            partition = self.dirty.pop(zone)
+            kinds = self.cache.get(partition, {}).get(zone)
+            if kinds is None:
+                continue
+            out.append((zone, {kind: dict(buckets) for kind, buckets in kinds.items()}))
+            # Forget what has left every window, after this last publish of it.
+            for kind in list(kinds):
+                buckets = kinds[kind]
+                for minute in [m for m in buckets if m <= horizon]:
+                    del buckets[minute]
+                if not buckets:
+                    del kinds[kind]
+            if not kinds:
+                del self.cache[partition][zone]
+        return out

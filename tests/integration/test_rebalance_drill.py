@@ -1,0 +1,110 @@
+"""The rebalance drill: votes flow at a steady rate while workers die, lose their state,
+join and leave. PostgreSQL rows and the published windows must equal the generator
+exactly, and the drill must really have moved partitions between workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import httpx
+
+from devstack import workers
+from devstack.python_services import worker
+from devstack.raw_votes import random_raw_votes
+from sbp.settings import Settings
+from tests.integration.conftest import Tenant
+from tests.integration.drills import SteadyLoad, assert_exact, stats_of_all, summed
+
+VOTES = int(os.environ.get("SBP_DRILL_VOTES", "50000"))
+RATE = int(os.environ.get("SBP_DRILL_RATE", "2000"))
+
+
+class OwnershipLog:
+    """Which worker instances held each votes.raw partition over the drill."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.owners: dict[int, set[int]] = defaultdict(set)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for instance in workers.running(self.settings):
+                url = f"http://{self.settings.host}:{self.settings.worker_port(instance)}/stats"
+                try:
+                    held = httpx.get(url, timeout=2).json()["partitions"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    continue
+                for partition in held:
+                    self.owners[partition].add(instance)
+            self._stop.wait(0.3)
+
+    def __enter__(self) -> OwnershipLog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def moved(self) -> list[int]:
+        return sorted(p for p, owners in self.owners.items() if len(owners) > 1)
+
+
+def _kill_and_wipe(settings: Settings, instance: int) -> None:
+    service = worker(instance)
+    pid = service.process(settings).pid()
+    assert pid is not None, f"worker {instance} is not running"
+    os.kill(pid, signal.SIGKILL)
+    service.process(settings).stop()  # reaps the pid file; the process is gone
+    shutil.rmtree(settings.worker_data_dir(instance), ignore_errors=True)
+
+
+def test_kill_wipe_join_and_scale_while_votes_flow(tenant: Tenant) -> None:
+    settings = tenant.settings
+    zones = tuple(f"z{i}" for i in range(1, 9))
+    from devstack.seed import seed_zones
+
+    seed_zones(settings, tenant.tenant_id, tenant.building_id, [("f1", z, z) for z in zones])
+    votes = random_raw_votes(
+        tenant.tenant_id,
+        tenant.building_id,
+        zones,
+        VOTES,
+        seed=50_000,
+        now=datetime.now(UTC),
+        spread_s=20 * 60,
+    )
+    workers.scale(settings, 3)
+    started = time.monotonic()
+    try:
+        with OwnershipLog(settings) as ownership:
+            load = SteadyLoad(settings, votes, RATE).start()
+            load.wait_sent(0.2)
+            _kill_and_wipe(settings, 2)  # SIGKILL, and its RocksDB files are gone
+            worker(4).up(settings)  # a new worker joins
+            load.wait_sent(0.5)
+            workers.scale(settings, 1)  # 3 → 1
+            load.wait_sent(0.75)
+            workers.scale(settings, 2)  # 1 → 2; worker 2 starts from the changelog alone
+            load.join()
+            assert_exact(settings, tenant.tenant_id, tenant.building_id, zones, votes)
+            stats = stats_of_all(settings)
+        moved = ownership.moved()
+    finally:
+        workers.scale(settings, 1)
+    print(
+        f"\nrebalance drill: {VOTES} votes at {RATE}/s in {time.monotonic() - started:.0f}s; "
+        f"partitions moved: {len(moved)}; on the surviving workers: replayed "
+        f"{summed(stats, 'replay')}, bucket re-applications absorbed "
+        f"{summed(stats, 'bucket_already')}, records skipped by progress "
+        f"{summed(stats, 'skipped_skip')}, gaps repaired {summed(stats, 'gaps_repaired')}"
+    )
+    assert moved, "no partition changed hands: the drill proved nothing"
