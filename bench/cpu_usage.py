@@ -16,6 +16,8 @@ from pathlib import Path
 _TICKS = os.sysconf("SC_CLK_TCK")
 # First match wins; the patterns are the stack's own command lines (devstack/).
 _GROUPS = (
+    ("py-spy", "py-spy"),
+    ("pg-sink", "sinks.timescale.sink_worker"),
     ("gateway", "gateway.app"),
     ("worker", "streams.worker"),
     ("registry", "registry.app"),
@@ -69,12 +71,18 @@ def sample() -> CpuSample:
     return CpuSample(_process_seconds(), _machine_ticks())
 
 
-def report(start: CpuSample, end: CpuSample, wall_s: float) -> str:
-    """CPU seconds per group between two samples, as cores used on average over the wall time."""
+def group_seconds(start: CpuSample, end: CpuSample) -> dict[str, float]:
+    """CPU seconds per group between two samples (a process started meanwhile counts whole)."""
     used: defaultdict[str, float] = defaultdict(float)
     for pid, (group, seconds) in end.processes.items():
         before = start.processes.get(pid)
         used[group] += seconds - (before[1] if before and before[0] == group else 0.0)
+    return dict(used)
+
+
+def report(start: CpuSample, end: CpuSample, wall_s: float) -> str:
+    """CPU seconds per group between two samples, as cores used on average over the wall time."""
+    used = group_seconds(start, end)
     busy = end.machine[0] - start.machine[0]
     total = max(1, end.machine[1] - start.machine[1])
     lines = [f"machine busy {100 * busy / total:.0f}% of all CPUs over {wall_s:.1f}s"]

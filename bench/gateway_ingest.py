@@ -23,21 +23,19 @@ import asyncio
 import json
 import math
 import random
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
 
 from bench.cpu_usage import report, sample, top_snapshot
+from bench.http_client import TRANSPORT_ERRORS, http_request, percentile, read_response, run_fast
 from bench.machine import describe_machine
+from bench.process_memory import RssSampler, find_gateway_pid
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
 from bench.worker_stats import wait_until_quiet
 from sbp.settings import Settings, get_settings
@@ -80,46 +78,6 @@ def build_bodies(tenant: BenchTenant, votes: int, batch: int, seed: int) -> list
     return [json.dumps({"items": items[i : i + batch]}).encode() for i in range(0, votes, batch)]
 
 
-def http_request(host: str, port: int, body: bytes, token: str) -> bytes:
-    """One complete HTTP/1.1 keep-alive POST of `body`, ready to write to a socket."""
-    head = (
-        f"POST {BATCH_PATH} HTTP/1.1\r\n"
-        f"Host: {host}:{port}\r\n"
-        f"Authorization: Bearer {token}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "\r\n"
-    )
-    return head.encode() + body
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-class ProtocolError(Exception):
-    """The gateway's answer was not an HTTP/1.1 response this client can read."""
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise ProtocolError(f"bad status line {lines[0]!r}")
-    length = None
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
-    if length is None:
-        # Starlette's JSON responses always carry a length; anything else is unexpected.
-        raise ProtocolError("response without Content-Length")
-    return int(parts[1]), await reader.readexactly(length)
-
-
 def _tally_response(status: int, payload: bytes, tally: Tally) -> None:
     if status != 200:
         try:
@@ -151,8 +109,8 @@ async def post_all(host: str, port: int, requests: list[bytes], clients: int, to
                 started = time.perf_counter()
                 try:
                     writer.write(request)
-                    status, payload = await _read_response(reader)
-                except (OSError, asyncio.IncompleteReadError, ProtocolError) as exc:
+                    status, payload = await read_response(reader)
+                except TRANSPORT_ERRORS as exc:
                     tally.failures[f"transport:{type(exc).__name__}"] += 1
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, port)
@@ -168,75 +126,11 @@ async def post_all(host: str, port: int, requests: list[bytes], clients: int, to
     return tally
 
 
-def _run(coro: Coroutine[Any, Any, Tally]) -> Tally:
-    # uvloop when present: the client's loop costs CPU the gateway would otherwise have.
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 def _check(tally: Tally, expected_items: int, what: str) -> None:
     accepted = tally.statuses["accepted"]
     if tally.failures or accepted != expected_items:
         detail = ", ".join(f"{k} x{v}" for k, v in tally.failures.most_common())
         raise SystemExit(f"{what}: {accepted}/{expected_items} accepted; failures: {detail}")
-
-
-# --- the gateway's memory ---------------------------------------------------------------------
-
-
-def find_gateway_pid(settings: Settings) -> int | None:
-    """The uvicorn process serving `settings.gateway_port` (never a profiler wrapping it)."""
-    wanted = (b"gateway.app:create_app", f"--port\0{settings.gateway_port}\0".encode())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            comm = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        if comm != "py-spy" and all(w in cmdline for w in wanted):
-            return int(entry.name)
-    return None
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class RssSampler:
-    """The peak RSS of one process, sampled every `every_s` from a background thread."""
-
-    def __init__(self, pid: int, every_s: float = 0.2) -> None:
-        self.pid = pid
-        self.start_mib = rss_mib(pid)
-        self.peak_mib = self.end_mib = self.start_mib
-        self._every = every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.end_mib = rss_mib(self.pid)
-        self.peak_mib = max(self.peak_mib, self.end_mib)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            try:
-                self.peak_mib = max(self.peak_mib, rss_mib(self.pid))
-            except OSError:
-                return  # the gateway went away; the run reports the failure itself
 
 
 def _worker_line(settings: Settings, limit_s: float) -> str:
@@ -267,7 +161,9 @@ def main(args: argparse.Namespace) -> None:
     warmup = args.clients * args.warmup_rounds
     bodies = build_bodies(tenant, (batches + warmup) * args.batch, args.batch, seed=args.seed)
     tokens = tenant.tokens(len(bodies), ttl_s=int(args.timeout) + 120)
-    requests = [http_request(host, port, b, t) for b, t in zip(bodies, tokens, strict=True)]
+    requests = [
+        http_request(host, port, BATCH_PATH, b, t) for b, t in zip(bodies, tokens, strict=True)
+    ]
     votes = sum(len(orjson.loads(b)["items"]) for b in bodies[warmup:])
 
     print(
@@ -277,13 +173,13 @@ def main(args: argparse.Namespace) -> None:
     )
     if warmup:
         warming = post_all(host, port, requests[:warmup], args.clients, False)
-        _check(_run(warming), warmup * args.batch, "warm-up")
+        _check(run_fast(warming), warmup * args.batch, "warm-up")
 
     cpu_before, started = sample(), time.perf_counter()
     with RssSampler(pid) as rss:
         try:
             timed = post_all(host, port, requests[warmup:], args.clients, args.top)
-            tally = _run(asyncio.wait_for(timed, timeout=args.timeout))
+            tally = run_fast(asyncio.wait_for(timed, timeout=args.timeout))
         except TimeoutError:
             raise SystemExit(f"not finished within {args.timeout}s") from None
         wall = time.perf_counter() - started
@@ -300,10 +196,7 @@ def main(args: argparse.Namespace) -> None:
         f"request latency ms: p50 {ms[50]:.1f}  p95 {ms[95]:.1f}  "
         f"p99 {ms[99]:.1f}  max {ms[100]:.1f}"
     )
-    print(
-        f"gateway RSS MiB: {rss.start_mib:.0f} before, peak {rss.peak_mib:.0f}, "
-        f"{rss.end_mib:.0f} after"
-    )
+    print(rss.line("gateway"))
     print(cpu)
 
 

@@ -26,7 +26,13 @@ import redis
 from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
-from bench.worker_stats import delta, stage_progress, wait_until_quiet, worker_stats
+from bench.worker_stats import (
+    all_workers_stats,
+    delta,
+    sink_stats,
+    stage_progress,
+    wait_until_quiet,
+)
 from devstack.raw_votes import RawVoteProducer, random_raw_votes
 from sbp.settings import get_settings
 from sinks.live.redis_keys import comfort_snapshots
@@ -84,10 +90,14 @@ class Progress:
 
 
 def watch(
-    tenant: BenchTenant, n: int, t0: float, args: argparse.Namespace, stats: dict[str, int]
+    tenant: BenchTenant,
+    n: int,
+    t0: float,
+    args: argparse.Namespace,
+    before: tuple[dict[str, int], dict[str, int]],
 ) -> Progress:
     """Poll PostgreSQL and Redis until both hold exactly n votes (10 polls a second),
-    printing every 5 s how far each store and each worker stage got since `stats`."""
+    printing every 5 s how far each store, the stage and the sink got since `before`."""
     timeout, top = args.timeout, args.top
     progress, next_report, rows, windowed = Progress(), 5.0, 0, 0
     settings = tenant.settings
@@ -114,7 +124,7 @@ def watch(
             if elapsed >= next_report:
                 print(
                     f"  t={elapsed:5.1f}s  rows {rows:>7}  in 60m windows {windowed:>7}  "
-                    + stage_progress(stats, settings)
+                    + stage_progress(*before, settings)
                 )
                 next_report += 5.0
             time.sleep(0.1)
@@ -136,14 +146,15 @@ def main(args: argparse.Namespace) -> None:
     print(f"tenant {tenant.tenant_id} ({len(tenant.zones)} zones); {n} raw votes")
     print(wait_until_quiet(settings))
 
-    stats_before, cpu_before = worker_stats(settings), sample()
+    stats_before, sink_before = all_workers_stats(settings), sink_stats(settings)
+    cpu_before = sample()
     t0 = time.perf_counter()
     produce(producer, records)
     produced = time.perf_counter() - t0
-    progress = watch(tenant, n, t0, args, stats_before)
+    progress = watch(tenant, n, t0, args, (stats_before, sink_before))
     wall = time.perf_counter() - t0
     cpu = report(cpu_before, sample(), wall)
-    changes = delta(stats_before, worker_stats(settings))
+    changes = delta(stats_before, all_workers_stats(settings))
 
     print(f"produced {n} votes in {produced:.2f}s ({n / produced:,.0f} votes/s into votes.raw)")
     print(f"first row in PostgreSQL after {progress.first_row or 0:.2f}s")

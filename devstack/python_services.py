@@ -6,6 +6,7 @@ HTTP readiness endpoint answers 200.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,16 +34,18 @@ class PythonService:
         except httpx.HTTPError:
             return False
 
-    def start(self, settings: Settings) -> None:
+    def start(self, settings: Settings, env: dict[str, str] | None = None) -> None:
+        """Start unless running; `env` adds variables (e.g. a drill's short horizons)."""
         proc = self.process(settings)
         if not proc.is_running():
-            proc.start([sys.executable, *self.argv(settings)], cwd=REPO_ROOT)
+            environment = None if env is None else {**os.environ, **env}
+            proc.start([sys.executable, *self.argv(settings)], cwd=REPO_ROOT, env=environment)
 
     def wait_ready(self, settings: Settings) -> None:
         wait_until_ready(self.process(settings), lambda: self.is_ready(settings), self.timeout_s)
 
-    def up(self, settings: Settings) -> None:
-        self.start(settings)
+    def up(self, settings: Settings, env: dict[str, str] | None = None) -> None:
+        self.start(settings, env)
         self.wait_ready(settings)
 
     def down(self, settings: Settings) -> bool:

@@ -139,7 +139,9 @@ class ServiceStatus:
 
 def status(settings: Settings) -> list[ServiceStatus]:
     result = []
-    for service in [*SERVICES, *_worker_services(settings)]:
+    # In start order: the workers come after the registry.
+    ordered = [*SERVICES[:4], *_worker_services(settings), *SERVICES[4:]]
+    for service in ordered:
         pid = service.process(settings).pid()
         result.append(ServiceStatus(service.name, pid, pid is not None and service.ready(settings)))
     return result

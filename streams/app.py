@@ -14,6 +14,7 @@ readiness and stats pages (its `/table/...` routes would hand out state).
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import faust
@@ -37,9 +38,10 @@ def create_app(settings: Settings, *, store: str = "rocksdb://") -> faust.App:
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
-        # Static membership, unique per instance: a worker restarted after a crash
+        # Static membership, unique per instance and host (container replicas share
+        # an instance number but not a hostname): a worker restarted after a crash
         # takes its old member's place without a second rebalance.
-        consumer_group_instance_id=f"{WORKER_APP_ID}-{instance}",
+        consumer_group_instance_id=f"{WORKER_APP_ID}-{socket.gethostname()}-{instance}",
         stream_buffer_maxsize=8192,
         key_serializer="raw",
         value_serializer="raw",

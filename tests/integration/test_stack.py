@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from devstack import stack as devstack
+from devstack import workers
 from sbp.settings import Settings
 from schemas.codec import registry_client
 from streams.topic_admin import TopicDeclarationError, apply_topics
@@ -22,9 +23,11 @@ def test_every_service_is_healthy(stack: Settings) -> None:
         "redis",
         "kafka",
         "registry",
-        "worker",
+        *[f"worker-{i}" for i in workers.running(stack)],
+        "pg-sink",
         "gateway",
     ]
+    assert workers.running(stack), "no vote-stage worker runs"
     unhealthy = [s.name for s in statuses if not s.ready or s.pid is None]
     assert unhealthy == []
 

@@ -27,7 +27,7 @@ from sbp.settings import REPO_ROOT, Settings
 COMPOSE_FILE = REPO_ROOT / "docker-compose.kafka.yml"
 
 INFRA = ("kafka", "postgres", "redis")
-PROJECT = ("registry", "worker", "gateway")
+PROJECT = ("registry", "worker", "pg-sink", "gateway")
 
 # Host port of each long-running service -> the Settings field whose default it mirrors.
 HOST_PORT_FIELDS = {
@@ -37,6 +37,7 @@ HOST_PORT_FIELDS = {
     "registry": "registry_port",
     "gateway": "gateway_port",
     "worker": "worker_web_port",
+    "pg-sink": "sink_web_port",
 }
 
 # What each project service must run, whatever its exact command line.
@@ -44,7 +45,11 @@ ENTRY_MODULES = {
     "registry": "registry.app",
     "gateway": "gateway.app",
     "worker": "streams.worker",
+    "pg-sink": "sinks.timescale.sink_worker",
 }
+
+# The setting that names the port a non-uvicorn service listens on in its container.
+WEB_PORT_VARIABLES = {"worker": "SBP_WORKER_WEB_PORT", "pg-sink": "SBP_SINK_WEB_PORT"}
 
 DEFAULTS = Settings()
 
@@ -97,7 +102,8 @@ def _ports(service: dict[str, Any]) -> Iterator[tuple[str, int, int]]:
             continue
         parts = str(entry).split("/")[0].split(":")
         ip = parts[0] if len(parts) == 3 else ""
-        yield ip, int(parts[-2]), int(parts[-1])
+        # A host range ("18066-18075") serves scaled replicas; its first port is the default.
+        yield ip, int(parts[-2].split("-")[0]), int(parts[-1])
 
 
 def _is_one_shot(service: dict[str, Any]) -> bool:
@@ -248,8 +254,8 @@ def test_services_listen_where_they_are_published_and_checked(
             assert _option(argv, "--host") == "0.0.0.0", name
             assert int(_option(argv, "--port")) == target, name
         else:
-            # faust binds its web server to web_bind (0.0.0.0 unless set); the port is ours.
-            assert int(_environment(service)["SBP_WORKER_WEB_PORT"]) == target
+            # These bind SBP_HOST (0.0.0.0 in the container) on the port set here.
+            assert int(_environment(service)[WEB_PORT_VARIABLES[name]]) == target
         assert _healthcheck_port(service) == target, name
 
 
@@ -274,3 +280,14 @@ def test_project_services_share_one_image_built_here(
     for service in built.values():
         context = REPO_ROOT / service["build"]["context"]
         assert (context / service["build"].get("dockerfile", "Dockerfile")).is_file()
+
+
+def test_the_worker_can_be_scaled(services: dict[str, dict[str, Any]]) -> None:
+    """`docker compose up --scale worker=N`: no fixed name, a host port per replica, and
+    a state volume per replica (RocksDB locks its files: replicas cannot share one)."""
+    worker = services["worker"]
+    assert "container_name" not in worker
+    (published,) = worker["ports"]
+    first, last = str(published).split(":")[1].split("-")
+    assert int(last) - int(first) + 1 >= 8
+    assert all(":" not in str(volume) for volume in worker.get("volumes", []))
