@@ -14,6 +14,7 @@ readiness and stats pages (its `/table/...` routes would hand out state).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -23,10 +24,18 @@ from sbp.settings import Settings
 from streams.topics import VOTE_STATE_TABLE, VOTES_ACCEPTED, VOTES_RAW, WORKER_APP_ID, TopicSpec
 
 
-def create_app(settings: Settings, *, store: str = "rocksdb://") -> faust.App:
+def create_app(
+    settings: Settings,
+    *,
+    store: str = "rocksdb://",
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> faust.App:
+    """The worker's app. Unit tests pass the `memory://` store and their running
+    `loop`; the worker lets faust make its own."""
     instance = settings.worker_instance
-    return faust.App(
+    app = faust.App(
         WORKER_APP_ID,
+        loop=loop,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=store,
         datadir=str(settings.worker_data_dir(instance) / "data"),
@@ -55,6 +64,7 @@ def create_app(settings: Settings, *, store: str = "rocksdb://") -> faust.App:
         web_graph_enabled=False,
         web_stats_enabled=False,
     )
+    return app
 
 
 def raw_topic(app: faust.App, spec: TopicSpec) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Producer
 
@@ -102,6 +102,27 @@ class Deliveries:
         if self._errors:
             raise DeliveryFailed("; ".join(self._errors))
         return self.offsets
+
+
+class DeliveryBatch(Protocol):
+    """One batch of records whose reports are awaited together (`Deliveries`)."""
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> None: ...
+
+    async def confirm(self, timeout_s: float = 60.0) -> dict[tuple[str, int], int]: ...
+
+
+class DeliveryBatches(Protocol):
+    """Anything that opens batches of deliveries; unit tests pass a recording one."""
+
+    def batch(self) -> DeliveryBatch: ...
 
 
 class BatchProducer:

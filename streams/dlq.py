@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.codec import AvroCodec, Writer
-from streams.batch_producer import Deliveries
+from streams.batch_producer import DeliveryBatch
 from streams.topics import VOTES_DLQ
 
 
@@ -58,7 +58,7 @@ class DeadLetters:
 
     def send(
         self,
-        deliveries: Deliveries,
+        deliveries: DeliveryBatch,
         source: SourceRecord,
         error_code: str,
         error_message: str,

@@ -16,23 +16,39 @@ dropped (the new owner replays from the durable progress).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import rocksdict
 from faust.types import TP
 
-from streams.batch_producer import Deliveries
+from streams.batch_producer import DeliveryBatch
 
 
 class PartitionState:
-    def __init__(self, table: Any, changelog_topic: str) -> None:
-        self._table = table
+    def __init__(
+        self,
+        databases: Callable[[], Mapping[int, Any]],
+        persisted: Callable[[int, int], None],
+        changelog_topic: str,
+    ) -> None:
+        """`databases`: the open RocksDB per held partition; `persisted(partition,
+        offset)`: tells the store how far its changelog is already applied."""
+        self._databases = databases
+        self._persisted = persisted
         self.changelog_topic = changelog_topic
 
+    @classmethod
+    def of_table(cls, table: Any, changelog_topic: str) -> PartitionState:
+        """Over a faust Table on the RocksDB store (its per-partition databases)."""
+
+        def persisted(partition: int, offset: int) -> None:
+            table.data.set_persisted_offset(TP(changelog_topic, partition), offset)
+
+        return cls(lambda: table.data._dbs, persisted, changelog_topic)
+
     def _db(self, partition: int) -> Any | None:
-        dbs: Mapping[int, Any] = self._table.data._dbs
-        return dbs.get(partition)
+        return self._databases().get(partition)
 
     def is_open(self, partition: int) -> bool:
         return self._db(partition) is not None
@@ -49,7 +65,7 @@ class PartitionState:
 
     def write(
         self,
-        deliveries: Deliveries,
+        deliveries: DeliveryBatch,
         partition: int,
         puts: Mapping[bytes, bytes],
         deletes: Sequence[bytes] = (),
@@ -76,7 +92,7 @@ class PartitionState:
         """Tell faust which changelog offsets the local databases already hold."""
         for partition, offset in changelog_offsets.items():
             if self.is_open(partition):
-                self._table.data.set_persisted_offset(TP(self.changelog_topic, partition), offset)
+                self._persisted(partition, offset)
 
     def scan(
         self, partition: int, prefix: bytes, after: bytes | None = None, limit: int = 1000

@@ -27,6 +27,7 @@ from streams.app import create_app, is_ready, raw_topic, vote_state_table
 from streams.batch_producer import BatchProducer
 from streams.clock import clock_from_env
 from streams.consumer_patch import never_drop_records_of
+from streams.consumer_port import FaustConsumer
 from streams.dlq import DeadLetters
 from streams.partition_state import PartitionState
 from streams.tables.live_buckets import LiveBuckets
@@ -62,7 +63,8 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     )
     stage = VoteStage(
         app=app,
-        state=PartitionState(table, VOTE_STATE_CHANGELOG.name),
+        consumer=FaustConsumer(app, VOTES_RAW.name),
+        state=PartitionState.of_table(table, VOTE_STATE_CHANGELOG.name),
         producer=producer,
         codec=codec,
         accepted_writer=accepted,
@@ -91,7 +93,7 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     @app.page("/ready")
     class Readiness(View):
         async def get(self, request: Request) -> Response:
-            ready = is_ready(app) and bool(stage.cursors or not _held(app))
+            ready = is_ready(app) and bool(stage.cursors or not stage.consumer.held())
             return self.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/stats")
@@ -122,10 +124,6 @@ async def _guarded(what: str, tick: Callable[[], Awaitable[None]], stage: VoteSt
     except Exception:
         stage.stats.counts[f"timer_errors_{what.replace(' ', '_')}"] += 1
         log.exception("%s failed; retrying on the next tick", what)
-
-
-def _held(app: faust.App) -> set[int]:
-    return {tp.partition for tp in app.consumer.assignment() if tp.topic == VOTES_RAW.name}
 
 
 def main() -> None:

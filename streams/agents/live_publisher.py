@@ -19,7 +19,6 @@ import redis.asyncio as aioredis
 
 from sinks.live.snapshot_writer import write_snapshots
 from streams.agents.vote_stage import VoteStage
-from streams.app import is_ready
 from streams.tables.comfort_buckets import epoch_minute, zone_windows
 
 log = logging.getLogger(__name__)
@@ -51,10 +50,9 @@ class LivePublisher:
         self.published = 0
 
     async def tick(self) -> None:
-        app = self.stage.app
-        if not is_ready(app):
+        if not self.stage.consumer.ready():
             return
-        generation = app.consumer_generation_id
+        generation = self.stage.consumer.generation()
         if generation != self._generation:
             await self.stage.start_partitions()
             self._generation = generation

@@ -32,14 +32,13 @@ from typing import Any
 
 import faust
 from aiokafka.errors import IllegalStateError
-from faust.types import TP
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from schemas.codec import AvroCodec, DecodeError, RegistryUnavailable, Writer
-from streams.app import is_ready
 from streams.batch_guard import complete_batch
-from streams.batch_producer import BatchProducer, Deliveries
+from streams.batch_producer import DeliveryBatch, DeliveryBatches
 from streams.clock import Clock
+from streams.consumer_port import ConsumerPort
 from streams.dlq import DeadLetters, SourceRecord
 from streams.partition_state import PartitionState
 from streams.tables.live_buckets import LiveBuckets
@@ -47,7 +46,7 @@ from streams.tables.partition_cursor import Admit, PartitionCursor
 from streams.tables.vote_batch import Horizons, Item, Plan, plan_batch
 from streams.tables.vote_migration import Invalid, migrate
 from streams.tables.vote_state import decode, progress_key, split_bucket_state_key
-from streams.topics import VOTES_ACCEPTED, VOTES_RAW
+from streams.topics import VOTES_ACCEPTED
 
 log = logging.getLogger(__name__)
 BATCH_MAX = 2000
@@ -64,8 +63,9 @@ class VoteStage:
     def __init__(
         self,
         app: faust.App,
+        consumer: ConsumerPort,
         state: PartitionState,
-        producer: BatchProducer,
+        producer: DeliveryBatches,
         codec: AvroCodec,
         accepted_writer: Writer,
         dead_letters: DeadLetters,
@@ -74,6 +74,7 @@ class VoteStage:
         horizons: Horizons,
     ) -> None:
         self.app = app
+        self.consumer = consumer
         self.state = state
         self.producer = producer
         self.codec = codec
@@ -84,7 +85,7 @@ class VoteStage:
         self.horizons = horizons
         self.cursors: dict[int, PartitionCursor] = {}
         self.stats = StageStats()
-        self._pending_progress: list[Deliveries] = []
+        self._pending_progress: list[DeliveryBatch] = []
 
     # --- assignment -------------------------------------------------------
 
@@ -103,9 +104,7 @@ class VoteStage:
             cursor = PartitionCursor(expected=int(progress["o"]) + 1)
         else:
             # Never processed: start at the log start, whatever faust committed.
-            tp = TP(VOTES_RAW.name, partition)
-            earliest = await self.app.consumer.earliest_offsets(tp)
-            cursor = PartitionCursor(expected=int(earliest.get(tp, 0)))
+            cursor = PartitionCursor(expected=await self.consumer.log_start(partition))
         self.cursors[partition] = cursor
         await self._load_live(partition)
         return cursor
@@ -132,11 +131,11 @@ class VoteStage:
         faust resumes at its committed offsets, which can be past records it
         skipped; a partition that gets no new records would never show the gap.
         """
-        for tp in sorted(self.app.consumer.assignment()):
-            if tp.topic != VOTES_RAW.name or tp.partition in self.cursors:
+        for partition in sorted(self.consumer.held()):
+            if partition in self.cursors:
                 continue
-            cursor = await self.cursor(tp.partition)
-            await self._seek_to_expected(tp.partition, cursor)
+            cursor = await self.cursor(partition)
+            await self._seek_to_expected(partition, cursor)
             self.stats.counts["assignment_seeks"] += 1
 
     async def reseek_overdue(self) -> None:
@@ -145,9 +144,7 @@ class VoteStage:
         for partition, cursor in list(self.cursors.items()):
             if not cursor.overdue(now) or cursor.expected is None:
                 continue
-            tp = TP(VOTES_RAW.name, partition)
-            end = int((await self.app.consumer.highwaters(tp)).get(tp, 0))
-            if cursor.expected >= end:
+            if cursor.expected >= await self.consumer.log_end(partition):
                 cursor.seeking = False  # nothing to read: the seek had nothing to bring
                 continue
             self.stats.counts["overdue_seeks"] += 1
@@ -155,8 +152,7 @@ class VoteStage:
 
     async def _seek_to_expected(self, partition: int, cursor: PartitionCursor) -> None:
         """Seek to the next offset to process, or to the log start if retention passed it."""
-        tp = TP(VOTES_RAW.name, partition)
-        earliest = int((await self.app.consumer.earliest_offsets(tp)).get(tp, 0))
+        earliest = await self.consumer.log_start(partition)
         expected = cursor.expected
         if cursor.log_start_is(earliest):
             log.warning(
@@ -169,7 +165,7 @@ class VoteStage:
         target = cursor.expected if cursor.expected is not None else earliest
         cursor.seek_started(target, time.monotonic())
         try:
-            await self.app.consumer.seek(tp, target)
+            await self.consumer.seek(partition, target)
         except IllegalStateError:
             # Revoked meanwhile (a rebalance is under way): the next owner starts it.
             self.cursors.pop(partition, None)
@@ -177,14 +173,14 @@ class VoteStage:
     # --- the batch --------------------------------------------------------
 
     async def handle(self, events: Sequence[Any]) -> None:
-        if not is_ready(self.app):
+        if not self.consumer.ready():
             # Never read state that faust has not finished restoring, and never wait
             # for it here either: a rebalance waits for this batch to end. These
             # records are read again: after recovery every partition is sought
             # back to its own progress (start_partitions).
             self.stats.counts["deferred_not_ready"] += len(events)
             return
-        held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == VOTES_RAW.name}
+        held = self.consumer.held()
         by_partition: dict[int, list[Any]] = {}
         for event in events:
             message = event.message
@@ -214,7 +210,7 @@ class VoteStage:
             await self._pending_progress.pop(0).confirm()
 
     async def _stage_partition(
-        self, deliveries: Deliveries, partition: int, events: list[Any]
+        self, deliveries: DeliveryBatch, partition: int, events: list[Any]
     ) -> int | None:
         cursor = await self.cursor(partition)
         admitted: list[Any] = []
@@ -267,7 +263,7 @@ class VoteStage:
         return Item(message.offset, message.key, result)
 
     def _apply(
-        self, deliveries: Deliveries, partition: int, plan: Plan, events: dict[int, Any]
+        self, deliveries: DeliveryBatch, partition: int, plan: Plan, events: dict[int, Any]
     ) -> None:
         """Produce everything the plan says; the caller awaits the reports together."""
         self.state.write(deliveries, partition, plan.puts)
@@ -309,13 +305,15 @@ class VoteStage:
                         asyncio.to_thread(self.codec.fetch, schema_id), REGISTRY_TIMEOUT_S
                     )
 
-    def install(self, raw_votes: Any) -> None:
+    def install(self, raw_votes: Any) -> Any:
+        """Register the stage as the app's agent on `raw_votes`; returns the agent."""
         stage = self
 
-        @self.app.agent(raw_votes, name="vote-stage")
         async def vote_stage(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 await complete_batch(stage.handle, events)
+
+        return self.app.agent(raw_votes, name="vote-stage")(vote_stage)
 
 
 def _source(message: Any) -> SourceRecord:

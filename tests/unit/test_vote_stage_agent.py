@@ -1,0 +1,241 @@
+"""The vote stage's agent under faust's `agent.test_context()` (memory transport), with
+real RocksDB databases for its state and a recording producer in place of Kafka.
+
+It checks what one agent does per batch: emits, dead letters, the state it writes
+(dedup entries, buckets, progress after the data), and its judgement of offsets
+against its own progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import orjson
+import pytest
+import rocksdict
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from sbp.settings import Settings
+from schemas import catalog
+from schemas.codec import AvroCodec, Writer
+from streams.agents.vote_stage import VoteStage
+from streams.app import create_app, raw_topic
+from streams.dlq import DeadLetters
+from streams.partition_state import PartitionState
+from streams.tables.comfort_buckets import zone_key
+from streams.tables.live_buckets import LiveBuckets
+from streams.tables.vote_batch import Horizons
+from streams.tables.vote_state import bucket_state_key, dedup_state_key, progress_key
+from streams.topics import VOTE_STATE_CHANGELOG, VOTES_ACCEPTED, VOTES_DLQ, VOTES_RAW
+
+NOW = datetime(2026, 11, 25, 10, 0, 30, tzinfo=UTC)
+ZONE = zone_key("acme", "hq", "3F")
+
+
+Record = tuple[str, bytes | None, bytes | None, int | None]
+
+
+class RecordingBatch:
+    def __init__(self, produced: list[Record], confirmed: list[Record]) -> None:
+        self.produced = produced
+        self.log = confirmed
+        self.pending: list[Record] = []
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> None:
+        self.pending.append((topic, key, value, partition))
+        self.produced.append((topic, key, value, partition))
+
+    async def confirm(self, timeout_s: float = 60.0) -> dict[tuple[str, int], int]:
+        # "Delivered" in produce order, as an idempotent producer keeps it per partition.
+        self.log.extend(self.pending)
+        return {}
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.produced: list[Record] = []
+        self.confirmed: list[Record] = []
+
+    def batch(self) -> RecordingBatch:
+        return RecordingBatch(self.produced, self.confirmed)
+
+    def topic(
+        self, name: str, log: list[Record] | None = None
+    ) -> list[tuple[bytes | None, bytes | None, int | None]]:
+        return [(k, v, p) for t, k, v, p in (self.confirmed if log is None else log) if t == name]
+
+
+class OneWorkerConsumer:
+    """Holds partition 0 only; the log starts at 0."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[int, int]] = []
+
+    def ready(self) -> bool:
+        return True
+
+    def held(self) -> set[int]:
+        return {0}
+
+    def generation(self) -> int:
+        return 1
+
+    async def log_start(self, partition: int) -> int:
+        return 0
+
+    async def log_end(self, partition: int) -> int:
+        return 1_000_000
+
+    async def seek(self, partition: int, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+
+def _codec() -> tuple[AvroCodec, dict[str, Writer]]:
+    """The project codec with its schemas cached under made-up ids: no registry needed."""
+    codec = AvroCodec(SchemaRegistryClient({"url": "http://127.0.0.1:9"}))
+    writers = {}
+    for schema_id, topic in enumerate((VOTES_RAW, VOTES_ACCEPTED, VOTES_DLQ), start=1):
+        text = catalog.latest(catalog.value_subject(topic.name)).text
+        parsed = fastavro.parse_schema(json.loads(text))
+        codec._by_id[schema_id] = parsed
+        writers[topic.name] = Writer(catalog.value_subject(topic.name), schema_id, parsed)
+    return codec, writers
+
+
+@pytest.fixture
+def databases(tmp_path: Path) -> Iterator[dict[int, Any]]:
+    options = rocksdict.Options(raw_mode=True)
+    db = rocksdict.Rdict(str(tmp_path / "p0"), options=options)
+    yield {0: db}
+    db.close()
+
+
+def raw(vote_uuid: str, value: int, minutes_ago: float = 1.0) -> dict[str, Any]:
+    return {
+        "tenantId": "acme",
+        "userRef": "ref-1",
+        "receivedAt": NOW,
+        "late": False,
+        "voteUuid": vote_uuid,
+        "buildingId": "hq",
+        "zoneId": "3F",
+        "value": value,
+        "clientTs": NOW - timedelta(minutes=minutes_ago),
+        "schemaVersion": 2,
+        "kind": "thermal",
+    }
+
+
+def uuid_of(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+async def _run(
+    tmp_path: Path, databases: dict[int, Any], records: list[tuple[bytes, bytes]]
+) -> tuple[RecordingProducer, OneWorkerConsumer, VoteStage]:
+    codec, writers = _codec()
+    # Bound to the test's loop: faust would otherwise make (and never close) its own.
+    app = create_app(
+        Settings(state_dir=tmp_path),
+        store="memory://",
+        loop=asyncio.get_running_loop(),
+    )
+    producer = RecordingProducer()
+    consumer = OneWorkerConsumer()
+    stage = VoteStage(
+        app=app,
+        consumer=consumer,
+        state=PartitionState(lambda: databases, lambda _p, _o: None, VOTE_STATE_CHANGELOG.name),
+        producer=producer,
+        codec=codec,
+        accepted_writer=writers[VOTES_ACCEPTED.name],
+        dead_letters=DeadLetters(codec, writers[VOTES_DLQ.name], "sbp-worker"),
+        live=LiveBuckets(),
+        clock=lambda: NOW,
+        horizons=Horizons(dedup_ttl_s=7 * 86400, live_bucket_ttl_s=65 * 60),
+    )
+    agent = stage.install(raw_topic(app, VOTES_RAW))
+    async with agent.test_context() as test_agent:
+        for key, value in records:
+            await test_agent.put(value, key=key, partition=0, wait=False)
+        # Every offset put is either processed (progress) or judged: wait for progress.
+        for _ in range(200):
+            progress = stage.state.get(0, progress_key(0))
+            if progress is not None and orjson.loads(progress)["o"] == len(records) - 1:
+                break
+            await asyncio.sleep(0.02)
+    # The stream made faust's Kafka consumer (never started: no broker is used); its
+    # delegate thread's event loop is closed here, or it would leak.
+    app.consumer._thread.loop.close()  # type: ignore[attr-defined]
+    return producer, consumer, stage
+
+
+async def test_a_batch_emits_dedups_buckets_and_records_progress_last(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    codec, writers = _codec()
+    w = writers[VOTES_RAW.name]
+    votes = [raw(uuid_of(1), 2), raw(uuid_of(2), -1), raw(uuid_of(1), 2), raw(uuid_of(3), 3)]
+    records = [(ZONE.encode(), codec.encode(w, v)) for v in votes]
+    records.append((b"acme|hq|other", codec.encode(w, raw(uuid_of(4), 1))))  # wrong key
+    records.append((ZONE.encode(), b"not avro"))
+
+    producer, consumer, stage = await _run(tmp_path, databases, records)
+
+    emitted = [
+        str(codec.decode(v).record["voteUuid"]) for _k, v, _p in producer.topic("votes.accepted")
+    ]
+    assert emitted == [uuid_of(1), uuid_of(2), uuid_of(3)]
+    letters = [codec.decode(v).record for _k, v, _p in producer.topic("votes.dlq")]
+    assert [(d["originalOffset"], d["errorCode"]) for d in letters] == [
+        (4, "wrong_key"),
+        (5, "not_avro_framed"),
+    ]
+    # State: one dedup entry per vote at its first offset, one bucket with three votes.
+    db = databases[0]
+    assert orjson.loads(db[dedup_state_key("acme", uuid_of(1))])["o"] == 0
+    minute = int((NOW - timedelta(minutes=1)).timestamp()) // 60
+    bucket = orjson.loads(db[bucket_state_key(ZONE, "thermal", minute)])
+    assert bucket["v"] == {"2": 1, "-1": 1, "3": 1}
+    assert bucket["h"] == 3
+    # The progress marker is produced last, after the data it guards was confirmed,
+    # to the same changelog partition.
+    changelog = producer.topic(VOTE_STATE_CHANGELOG.name, producer.produced)
+    assert changelog[-1][0] == progress_key(0)
+    assert orjson.loads(changelog[-1][1] or b"{}") == {"o": 5}
+    assert all(key != progress_key(0) for key, _v, _p in producer.topic(VOTE_STATE_CHANGELOG.name))
+    assert {p for _k, _v, p in changelog} == {0}
+    assert stage.stats.counts["duplicate"] == 1
+    assert consumer.seeks == []
+
+
+async def test_records_below_the_progress_are_skipped_and_a_gap_is_sought_back(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    codec, writers = _codec()
+    w = writers[VOTES_RAW.name]
+    # The partition's durable progress says offsets 0..1 are done.
+    databases[0][progress_key(0)] = b'{"o":1}'
+    records = [(ZONE.encode(), codec.encode(w, raw(uuid_of(n), 1))) for n in range(4)]
+
+    producer, consumer, stage = await _run(tmp_path, databases, records)
+
+    emitted = [
+        str(codec.decode(v).record["voteUuid"]) for _k, v, _p in producer.topic("votes.accepted")
+    ]
+    assert emitted == [uuid_of(2), uuid_of(3)]
+    assert stage.stats.counts["skipped_skip"] == 2
+    assert consumer.seeks == []
