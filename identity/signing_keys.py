@@ -33,6 +33,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -67,8 +68,9 @@ class SigningKey:
         private = Ed25519PrivateKey.generate()
         return cls(_thumbprint(private.public_key()), private, now or datetime.now(UTC))
 
-    @property
+    @cached_property
     def public_key(self) -> Ed25519PublicKey:
+        # Derived once: every token check asks for it, and deriving costs a scalar multiply.
         return self.private_key.public_key()
 
     def public_jwk(self) -> dict[str, str]:

@@ -53,9 +53,17 @@ class Decoded:
     record: dict[str, Any]
 
 
+# Seconds per registry request: a hung registry must fail a lookup, not stall its caller.
+REGISTRY_TIMEOUT_S = 5
+
+
 def registry_client(settings: Settings) -> SchemaRegistryClient:
     return SchemaRegistryClient(
-        {"url": settings.registry_url, "basic.auth.user.info": settings.registry_basic_auth}
+        {
+            "url": settings.registry_url,
+            "basic.auth.user.info": settings.registry_basic_auth,
+            "timeout": REGISTRY_TIMEOUT_S,
+        }
     )
 
 
