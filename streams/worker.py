@@ -82,6 +82,11 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     async def on_revoked(sender: Any, revoked: Any, **_kwargs: Any) -> None:
         stage.forget({tp.partition for tp in revoked if tp.topic == VOTES_RAW.name})
 
+    @app.timer(0.5)  # type: ignore[untyped-decorator]
+    async def keep_partitions() -> None:
+        if stage.consumer.ready():
+            await _guarded("partition keeper", stage.keep_partitions, stage)
+
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def publish_live() -> None:
         await _guarded("publishing", publisher.tick, stage)

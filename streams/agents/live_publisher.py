@@ -4,8 +4,8 @@ A one-second timer takes the due zones from the live cache (streams/tables/
 live_buckets.py), sums their buckets into the 5/15/60-minute windows at the
 clock's current minute, and writes them in one Redis pipeline. Only zones of
 partitions this worker holds are in the cache, so after a rebalance each zone
-has exactly one publisher. The timer also starts newly assigned partitions
-(the stage's seek to its own progress) once faust has recovered them.
+has exactly one publisher. It never waits on the consumer: seeking is the
+stage's keeper's job (VoteStage.keep_partitions).
 """
 
 from __future__ import annotations
@@ -46,17 +46,11 @@ class LivePublisher:
     def __init__(self, stage: VoteStage, redis: aioredis.Redis) -> None:
         self.stage = stage
         self.redis = redis
-        self._generation: int | None = None
         self.published = 0
 
     async def tick(self) -> None:
         if not self.stage.consumer.ready():
             return
-        generation = self.stage.consumer.generation()
-        if generation != self._generation:
-            await self.stage.start_partitions()
-            self._generation = generation
-        await self.stage.reseek_overdue()
         now = self.stage.clock()
         due = self.stage.live.due(epoch_minute(now), ZONES_PER_FLUSH)
         if not due:

@@ -26,9 +26,9 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import IllegalStateError
@@ -49,9 +49,11 @@ from streams.tables.vote_state import decode, progress_key, split_bucket_state_k
 from streams.topics import VOTES_ACCEPTED
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.1
 REGISTRY_TIMEOUT_S = 5.0
+CONSUMER_CALL_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -84,6 +86,8 @@ class VoteStage:
         self.clock = clock
         self.horizons = horizons
         self.cursors: dict[int, PartitionCursor] = {}
+        # Partitions sought to their progress since they were last assigned.
+        self._started: set[int] = set()
         self.stats = StageStats()
         self._pending_progress: list[DeliveryBatch] = []
 
@@ -93,66 +97,71 @@ class VoteStage:
         """Revoked: their state is the new owner's; reload from the store if they return."""
         for partition in partitions:
             self.cursors.pop(partition, None)
+            self._started.discard(partition)
             self.live.drop_partition(partition)
 
-    async def cursor(self, partition: int) -> PartitionCursor:
+    def _cursor_from_progress(self, partition: int) -> PartitionCursor | None:
+        """The partition's cursor, made from its durable progress; None if it has none yet."""
         cursor = self.cursors.get(partition)
         if cursor is not None:
             return cursor
         progress = decode(self.state.get(partition, progress_key(partition)))
-        if progress is not None:
-            cursor = PartitionCursor(expected=int(progress["o"]) + 1)
-        else:
-            # Never processed: start at the log start, whatever faust committed.
-            cursor = PartitionCursor(expected=await self.consumer.log_start(partition))
+        if progress is None:
+            return None  # never processed: the keeper starts it at the log start
+        cursor = PartitionCursor(expected=int(progress["o"]) + 1)
         self.cursors[partition] = cursor
-        await self._load_live(partition)
+        self._load_live(partition)
         return cursor
 
-    async def _load_live(self, partition: int) -> None:
-        """Fill the live cache from the partition's recovered buckets, in slices."""
-        after: bytes | None = None
+    def _load_live(self, partition: int) -> None:
+        """Fill the live cache from the partition's recovered buckets (bounded by expiry)."""
         now_s = self.clock().timestamp()
-        while True:
-            rows = self.state.scan(partition, b"b|", after=after, limit=2000)
-            for key, raw in rows:
-                bucket = decode(raw)
-                if bucket is not None and bucket.get("x", 0) > now_s:
-                    zone, kind, minute = split_bucket_state_key(key)
-                    self.live.put(partition, zone, kind, minute, bucket)
-            if len(rows) < 2000:
-                return
-            after = rows[-1][0]
-            await asyncio.sleep(0)
+        for key, raw in self.state.scan(partition, b"b|", limit=1_000_000):
+            bucket = decode(raw)
+            if bucket is not None and bucket.get("x", 0) > now_s:
+                zone, kind, minute = split_bucket_state_key(key)
+                self.live.put(partition, zone, kind, minute, bucket)
 
-    async def start_partitions(self) -> None:
-        """After an assignment: seek every held partition to its own progress.
+    async def keep_partitions(self) -> None:
+        """The keeper's tick: every seek the stage needs happens here, never in a batch.
 
-        faust resumes at its committed offsets, which can be past records it
-        skipped; a partition that gets no new records would never show the gap.
+        - A newly held partition is sought to its own progress (or, never
+          processed, to the log start): faust resumes at its committed offsets,
+          which can be past records it skipped, and a partition that gets no
+          new records would never show the gap.
+        - A gap a batch found is sought back.
+        - A seek whose target never came (the partition went quiet) is repeated.
+
+        Each call to the consumer has a timeout: during a rebalance it may not
+        answer, and the next tick tries again.
         """
-        for partition in sorted(self.consumer.held()):
-            if partition in self.cursors:
-                continue
-            cursor = await self.cursor(partition)
-            await self._seek_to_expected(partition, cursor)
-            self.stats.counts["assignment_seeks"] += 1
-
-    async def reseek_overdue(self) -> None:
-        """Seek again where a sought offset never came (the partition went quiet)."""
         now = time.monotonic()
-        for partition, cursor in list(self.cursors.items()):
-            if not cursor.overdue(now) or cursor.expected is None:
+        for partition in sorted(self.consumer.held()):
+            if not self.state.is_open(partition):
                 continue
-            if cursor.expected >= await self.consumer.log_end(partition):
-                cursor.seeking = False  # nothing to read: the seek had nothing to bring
-                continue
-            self.stats.counts["overdue_seeks"] += 1
-            await self._seek_to_expected(partition, cursor)
+            cursor = self._cursor_from_progress(partition)
+            if cursor is None:
+                start = await _bounded(self.consumer.log_start(partition))
+                cursor = self.cursors.setdefault(partition, PartitionCursor(expected=start))
+                self._load_live(partition)
+                cursor.seek_needed = True
+            if partition not in self._started:
+                cursor.seek_needed = True
+                self._started.add(partition)
+                self.stats.counts["assignment_seeks"] += 1
+            if cursor.overdue(now) and not cursor.seek_needed:
+                end = await _bounded(self.consumer.log_end(partition))
+                if cursor.expected is not None and cursor.expected >= end:
+                    cursor.seeking = False  # nothing to read: the seek had nothing to bring
+                    continue
+                self.stats.counts["overdue_seeks"] += 1
+                cursor.seek_needed = True
+            if cursor.seek_needed:
+                await self._seek_to_expected(partition, cursor)
 
     async def _seek_to_expected(self, partition: int, cursor: PartitionCursor) -> None:
         """Seek to the next offset to process, or to the log start if retention passed it."""
-        earliest = await self.consumer.log_start(partition)
+        earliest = await _bounded(self.consumer.log_start(partition))
         expected = cursor.expected
         if cursor.log_start_is(earliest):
             log.warning(
@@ -163,12 +172,14 @@ class VoteStage:
             )
             self.stats.counts["retention_gaps"] += 1
         target = cursor.expected if cursor.expected is not None else earliest
-        cursor.seek_started(target, time.monotonic())
         try:
-            await self.consumer.seek(partition, target)
+            await _bounded(self.consumer.seek(partition, target))
         except IllegalStateError:
             # Revoked meanwhile (a rebalance is under way): the next owner starts it.
-            self.cursors.pop(partition, None)
+            self.forget({partition})
+            return
+        cursor.seek_needed = False
+        cursor.seek_started(target, time.monotonic())
 
     # --- the batch --------------------------------------------------------
 
@@ -176,8 +187,8 @@ class VoteStage:
         if not self.consumer.ready():
             # Never read state that faust has not finished restoring, and never wait
             # for it here either: a rebalance waits for this batch to end. These
-            # records are read again: after recovery every partition is sought
-            # back to its own progress (start_partitions).
+            # records are read again: after recovery the keeper seeks every
+            # partition back to its own progress (keep_partitions).
             self.stats.counts["deferred_not_ready"] += len(events)
             return
         held = self.consumer.held()
@@ -212,7 +223,12 @@ class VoteStage:
     async def _stage_partition(
         self, deliveries: DeliveryBatch, partition: int, events: list[Any]
     ) -> int | None:
-        cursor = await self.cursor(partition)
+        cursor = self._cursor_from_progress(partition)
+        if cursor is None:
+            # Never processed and not started yet: the keeper seeks it to the log
+            # start, and these records are read again then.
+            self.stats.counts["deferred_no_cursor"] += len(events)
+            return None
         admitted: list[Any] = []
         for event in sorted(events, key=lambda e: e.message.offset):
             offset = event.message.offset
@@ -221,12 +237,18 @@ class VoteStage:
                 admitted.append(event)
                 cursor.processed(offset)
                 continue
-            if verdict is Admit.GAP:
-                await self._repair_gap(partition, cursor, offset)
-                if cursor.admit(offset, time.monotonic()) is Admit.PROCESS:  # left the log
-                    admitted.append(event)
-                    cursor.processed(offset)
-                    continue
+            if verdict is Admit.GAP and not cursor.seek_needed:
+                log.warning(
+                    "votes.raw[%d]: gap, expected %s, got %d; seeking back",
+                    partition,
+                    cursor.expected,
+                    offset,
+                )
+                self.stats.counts["gaps_repaired"] += 1
+                # The keeper seeks; until then every record past the gap is skipped.
+                cursor.seek_needed = True
+                cursor.seeking = True
+                cursor.seek_deadline = float("inf")
             self.stats.counts[f"skipped_{verdict.value}"] += 1
         if not admitted:
             return None
@@ -236,17 +258,6 @@ class VoteStage:
         )
         self._apply(deliveries, partition, plan, {e.message.offset: e for e in admitted})
         return int(admitted[-1].message.offset)
-
-    async def _repair_gap(self, partition: int, cursor: PartitionCursor, seen: int) -> None:
-        """A record past the expected offset: seek back, unless retention removed the rest."""
-        log.warning(
-            "votes.raw[%d]: gap, expected %s, got %d; seeking back",
-            partition,
-            cursor.expected,
-            seen,
-        )
-        self.stats.counts["gaps_repaired"] += 1
-        await self._seek_to_expected(partition, cursor)
 
     def _now_s(self) -> float:
         return self.clock().timestamp()
@@ -314,6 +325,10 @@ class VoteStage:
                 await complete_batch(stage.handle, events)
 
         return self.app.agent(raw_votes, name="vote-stage")(vote_stage)
+
+
+async def _bounded(call: Awaitable[T]) -> T:
+    return await asyncio.wait_for(call, CONSUMER_CALL_TIMEOUT_S)
 
 
 def _source(message: Any) -> SourceRecord:

@@ -34,6 +34,8 @@ class PartitionCursor:
     expected: int | None
     seeking: bool = False
     seek_deadline: float = 0.0
+    # A seek is owed (a gap, or a new assignment); the stage's keeper makes it.
+    seek_needed: bool = False
     # How often this cursor found a gap.
     gaps: int = 0
 
