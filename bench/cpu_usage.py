@@ -2,8 +2,9 @@
 
 Every service shares the machine with the benchmark itself, so a throughput
 figure means little without knowing who was busy. Processes are grouped by
-their command line; anything unrecognised (including other people's test runs
-on a shared machine) lands in `other`, which is how noise shows up.
+their command line; anything unrecognised, or started outside this checkout
+(other people's test runs on a shared machine, including a second stack), lands
+in `other`, which is how noise shows up.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from sbp.settings import REPO_ROOT, get_settings
+
 _TICKS = os.sysconf("SC_CLK_TCK")
+_ROOTS = (REPO_ROOT.resolve(), get_settings().state_dir.resolve())
 # First match wins; the patterns are the stack's own command lines (devstack/).
 _GROUPS = (
     ("py-spy", "py-spy"),
@@ -27,9 +31,21 @@ _GROUPS = (
 )
 
 
+def _ours(pid: int) -> bool:
+    """Started from this checkout: another checkout's stack (a CI run on other ports) is
+    `other`, even though its command lines look like ours."""
+    try:
+        cwd = Path(f"/proc/{pid}/cwd").resolve()
+    except OSError:
+        return False
+    return any(cwd.is_relative_to(root) for root in _ROOTS)
+
+
 def _group(pid: int, cmdline: str) -> str:
     if pid == os.getpid():
         return "bench"
+    if not _ours(pid):
+        return "other"
     for name, pattern in _GROUPS:
         if pattern in cmdline:
             return name
@@ -92,6 +108,23 @@ def report(start: CpuSample, end: CpuSample, wall_s: float) -> str:
     return "\n".join(lines)
 
 
+def neighbours_line() -> str:
+    """Test runs sharing the machine, named before a run: their CPU shows up as `other`."""
+    runs = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(b"pytest") for part in argv[:2]):
+            runs.append(b" ".join(argv).decode(errors="replace").strip()[:120])
+    if not runs:
+        return "neighbours: no test run on the machine"
+    return "WARNING: test runs share the machine, figures will be noisy:\n  " + "\n  ".join(runs)
+
+
 def top_snapshot(lines: int = 15) -> str:
     """The first lines of `top -b -n1`, for a glimpse of the machine mid-run."""
     import subprocess
@@ -103,3 +136,30 @@ def top_snapshot(lines: int = 15) -> str:
     except (OSError, subprocess.SubprocessError) as exc:
         return f"(top unavailable: {exc})"
     return "\n".join(out.splitlines()[:lines])
+
+
+def thread_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds a process's threads used since they started, by kind of thread.
+
+    The main thread runs the event loop; other Python threads (a producer's poll
+    loop, faust's helpers) compete with it for the GIL; librdkafka's (`rdk:`)
+    and RocksDB's threads run native code without it.
+    """
+    used: defaultdict[str, float] = defaultdict(float)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended while we looked
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        if int(task.name) == pid:
+            kind = "main thread (event loop)"
+        elif comm.startswith("rdk:"):
+            kind = "librdkafka threads"
+        elif comm.startswith("rocksdb:"):
+            kind = "RocksDB threads"
+        else:
+            kind = "other Python threads"
+        used[kind] += seconds
+    return dict(used)

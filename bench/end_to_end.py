@@ -33,174 +33,30 @@ Run: `.venv/bin/python -m bench.end_to_end [--duration 300] [--rate 5000] [--hot
 from __future__ import annotations
 
 import argparse
-import asyncio
-import random
 import threading
 import time
-import uuid
-from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 
 import httpx
-import orjson
 import psycopg
 
-from bench.cpu_usage import report, sample
-from bench.http_client import TRANSPORT_ERRORS, http_request, percentile, read_response, run_fast
-from bench.latency_match import Matched, match, merge, slope, weighted_percentiles
+from bench.cpu_usage import neighbours_line, report, sample
+from bench.http_client import percentile, run_fast
+from bench.latency_match import Matched, match, merge, slope, split_by, weighted_percentiles
 from bench.machine import describe_machine
 from bench.pipeline_throughput import stored_rows
 from bench.process_memory import RssSampler, find_gateway_pid, worker_pid
 from bench.sse_watch import SseWatch
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
+from bench.vote_load import Load, Votes, offer
 from bench.worker_stats import CountersAcrossRestarts, wait_until_quiet
 from devstack.workers import running
 from identity.dev_cli import mint_dev_token
 from sbp.settings import Settings, get_settings
 
-BATCH_PATH = "/api/v1/votes/batch"
-KINDS = ("thermal", "air", "noise", "light")
 HOT_ZONES = 4
-ATTEMPTS = 3
-IDLE_RECONNECT_S = 4.0
-
-
-@dataclass
-class Load:
-    """What the load generator sent and what the gateway answered."""
-
-    requests: int = 0
-    accepted: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
-    failures: Counter[str] = field(default_factory=Counter)
-    latencies_s: list[float] = field(default_factory=list)
-    # Per zone: (answer time, votes accepted) and (send time, votes accepted), in answer order.
-    answered: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
-    sent: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
-    resent: Counter[str] = field(default_factory=Counter)  # transport errors, then re-sent
-    backlog_max: int = 0
-    late_sends: int = 0  # requests sent more than 100 ms after their slot
-
-
-class Votes:
-    """Batch bodies built just before sending, so clientTs is always a few seconds old."""
-
-    def __init__(self, tenant: BenchTenant, zones: tuple[str, ...], seed: int) -> None:
-        self.tenant = tenant
-        self.zones = zones
-        self.rng = random.Random(seed)
-        self.n = 0
-
-    def batch(self, size: int) -> tuple[bytes, list[str]]:
-        rng, now = self.rng, datetime.now(UTC)
-        stamps = [(now - timedelta(seconds=s)).isoformat() for s in (1, 2, 3, 5, 8)]
-        items, zones = [], []
-        for _ in range(size):
-            kind = KINDS[self.n % len(KINDS)]
-            self.n += 1
-            zone = rng.choice(self.zones)
-            item: dict[str, object] = {
-                "voteUuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "buildingId": self.tenant.building_id,
-                "zoneId": zone,
-                "kind": kind,
-                "value": rng.randint(-3, 3) if kind == "thermal" else rng.randint(1, 5),
-                "clientTs": rng.choice(stamps),
-                "deviceId": f"bench-device-{rng.randint(1, 500)}",
-                "appVersion": "2.0.0-bench",
-                "schemaVersion": 2,
-            }
-            if kind == "thermal":
-                item["preference"] = rng.choice(("warmer", "no_change", "cooler"))
-            items.append(item)
-            zones.append(zone)
-        return orjson.dumps({"items": items}), zones
-
-
-def _tally(
-    load: Load, status: int, payload: bytes, zones: list[str], sent: float, *, resent: bool
-) -> None:
-    """Count an answer. On a re-sent request, `duplicate` means the first attempt's vote was
-    published (the gateway marks a vote only once Kafka confirmed it), so it counts as accepted."""
-    answered = time.time()
-    if status != 200:
-        try:
-            code = orjson.loads(payload).get("error", {}).get("code", "?")
-        except orjson.JSONDecodeError:
-            code = payload[:60].decode(errors="replace")
-        load.failures[f"http_{status}:{code}"] += 1
-        return
-    per_zone: Counter[str] = Counter()
-    for result in orjson.loads(payload)["results"]:
-        load.statuses[result["status"]] += 1
-        if result["status"] == "accepted" or (resent and result["status"] == "duplicate"):
-            per_zone[zones[result["index"]]] += 1
-        else:
-            load.failures[f"{result['status']}:{result.get('error', {}).get('code', '-')}"] += 1
-    for zone, n in per_zone.items():
-        load.answered.setdefault(zone, []).append((answered, n))
-        load.sent.setdefault(zone, []).append((sent, n))
-    load.accepted += sum(per_zone.values())
-
-
-async def offer(
-    settings: Settings, tokens: list[str], votes: Votes, args: argparse.Namespace, load: Load
-) -> None:
-    """Open-loop load: one request slot every batch/rate seconds, `duration` seconds long."""
-    host, port = settings.host, settings.gateway_port
-    slots: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    interval = args.batch / args.rate
-    loop = asyncio.get_running_loop()
-
-    async def schedule() -> None:
-        start = loop.time()
-        i = 0
-        while (due := start + i * interval) < start + args.duration:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            slots.put_nowait((i, due))
-            load.backlog_max = max(load.backlog_max, slots.qsize())
-            i += 1
-        for _ in tokens:
-            slots.put_nowait(None)
-
-    async def connection(token: str) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        last_used = loop.time()
-        try:
-            while (slot := await slots.get()) is not None:
-                if loop.time() - slot[1] > 0.1:
-                    load.late_sends += 1
-                body, zones = votes.batch(args.batch)
-                request = http_request(host, port, BATCH_PATH, body, token)
-                sent, started = time.time(), time.perf_counter()
-                load.requests += 1
-                answer = None
-                for attempt in range(ATTEMPTS):
-                    if loop.time() - last_used > IDLE_RECONNECT_S:
-                        # uvicorn closes a keep-alive connection idle for 5 s: never race it.
-                        writer.close()
-                        reader, writer = await asyncio.open_connection(host, port)
-                    try:
-                        writer.write(request)
-                        answer = await read_response(reader)
-                        break
-                    except TRANSPORT_ERRORS as exc:
-                        load.resent[f"{type(exc).__name__} (attempt {attempt + 1})"] += 1
-                        writer.close()
-                        reader, writer = await asyncio.open_connection(host, port)
-                    finally:
-                        last_used = loop.time()
-                if answer is None:
-                    load.failures[f"transport: no answer in {ATTEMPTS} attempts"] += 1
-                    continue
-                load.latencies_s.append(time.perf_counter() - started)
-                _tally(load, *answer, zones, sent, resent=attempt > 0)
-        finally:
-            writer.close()
-
-    await asyncio.gather(schedule(), *(connection(t) for t in tokens))
+MINUTE_TURN_S = 10.0
 
 
 @dataclass
@@ -272,10 +128,10 @@ class LagWatch:
 def latency_report(load: Load, watch: SseWatch, zones: tuple[str, ...]) -> list[str]:
     observed = watch.by_zone()
     lines = []
-    for label, times, use_publish in (
-        ("ingest→SSE (answer → SSE receipt)", load.answered, False),
-        ("ingest→Redis (answer → stream append)", load.answered, True),
-        ("send→SSE (request sent → SSE receipt)", load.sent, False),
+    for label, by_send, use_publish in (
+        ("ingest→SSE (answer → SSE receipt)", False, False),
+        ("ingest→Redis (answer → stream append)", False, True),
+        ("send→SSE (request sent → SSE receipt)", True, False),
     ):
         parts: list[Matched] = []
         for zone in zones:
@@ -283,14 +139,24 @@ def latency_report(load: Load, watch: SseWatch, zones: tuple[str, ...]) -> list[
                 (o.published_at if use_publish else o.received_at, o.count)
                 for o in observed.get(zone, [])
             )
-            parts.append(match(times.get(zone, []), obs))
+            parts.append(match(load.zone_points(zone, by_send=by_send), obs))
         merged = merge(parts)
-        p = weighted_percentiles(merged.latencies, (50, 99, 100))
-        lines.append(
-            f"{label:<40} p50 {p[50]:6.2f}s  p99 {p[99]:6.2f}s  max {p[100]:6.2f}s  "
-            f"({merged.votes} votes matched, {merged.unmatched} never seen)"
-        )
+        lines.append(f"{label:<40} {_percentiles(merged)}, {merged.unmatched} never seen")
+        if not by_send and not use_publish:
+            # The worker republishes every zone when the minute turns (windows slide); a
+            # vote seen in the seconds after it may have waited behind that wave.
+            turn, rest = split_by(merged, lambda t: t % 60 < MINUTE_TURN_S)
+            turn_label = f"  seen < {MINUTE_TURN_S:.0f} s after a minute turned"
+            lines.append(f"{turn_label:<40} {_percentiles(turn)}")
+            lines.append(f"{'  seen at other times':<40} {_percentiles(rest)}")
     return lines
+
+
+def _percentiles(matched: Matched) -> str:
+    if not matched.votes:
+        return "no votes"
+    p = weighted_percentiles(matched.latencies, (50, 99, 100))
+    return f"p50 {p[50]:6.2f}s  p99 {p[99]:6.2f}s  max {p[100]:6.2f}s  [{matched.votes} votes]"
 
 
 def lag_report(samples: list[LagSample], duration: float) -> list[str]:
@@ -334,7 +200,7 @@ def drain(
     limit_s: float,
 ) -> dict[str, float | None]:
     """Seconds after the load until the worker, the SSE counts and PostgreSQL had every vote."""
-    expected = {zone: sum(n for _t, n in answers) for zone, answers in load.answered.items()}
+    expected = {zone: sum(counts) for zone, counts in load.counts.items()}
     done: dict[str, float | None] = {"worker": None, "sse": None, "postgres": None}
     t0 = time.monotonic()
     with psycopg.connect(settings.pg_dsn("app")) as conn:
@@ -376,6 +242,7 @@ def main(args: argparse.Namespace) -> None:
     pids = _pids(settings)
     print("== end to end: gateway → worker → SSE and PostgreSQL, sustained ==")
     print(describe_machine())
+    print(neighbours_line())
     print(wait_until_quiet(settings, limit_s=300))
 
     tenant = fresh_tenant(settings, args.zones)

@@ -21,8 +21,8 @@ Everything here is pure: times are plain floats (seconds), counts ints.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 # (time, how many) — for accepted votes, `how many` votes accepted at that time;
 # for observations, the count the published aggregate showed at that time.
@@ -33,6 +33,8 @@ Point = tuple[float, int]
 class Matched:
     latencies: list[tuple[float, int]]  # (seconds, how many votes had it)
     unmatched: int  # accepted votes no observation ever reached
+    # When each entry of `latencies` was observed (its votes became visible).
+    seen_at: list[float] = field(default_factory=list)
 
     @property
     def votes(self) -> int:
@@ -42,6 +44,7 @@ class Matched:
 def match(accepted: Sequence[Point], observed: Sequence[Point]) -> Matched:
     """Latency of every accepted vote of one zone; both inputs ascending by time."""
     latencies: list[tuple[float, int]] = []
+    seen_at: list[float] = []
     obs = iter(_rising(observed))
     current: Point | None = next(obs, None)
     k = 0  # votes matched so far
@@ -57,9 +60,10 @@ def match(accepted: Sequence[Point], observed: Sequence[Point]) -> Matched:
             # Votes k+1 .. min(k+left, current count) all appear at the same observation.
             take = min(left, current[1] - k)
             latencies.append((current[0] - at, take))
+            seen_at.append(current[0])
             k += take
             left -= take
-    return Matched(latencies, unmatched)
+    return Matched(latencies, unmatched, seen_at)
 
 
 def _rising(observed: Iterable[Point]) -> list[Point]:
@@ -75,11 +79,23 @@ def _rising(observed: Iterable[Point]) -> list[Point]:
 
 def merge(parts: Iterable[Matched]) -> Matched:
     latencies: list[tuple[float, int]] = []
+    seen_at: list[float] = []
     unmatched = 0
     for part in parts:
         latencies.extend(part.latencies)
+        seen_at.extend(part.seen_at)
         unmatched += part.unmatched
-    return Matched(latencies, unmatched)
+    return Matched(latencies, unmatched, seen_at)
+
+
+def split_by(matched: Matched, inside: Callable[[float], bool]) -> tuple[Matched, Matched]:
+    """(entries observed when `inside(time)` holds, the others); unmatched go to neither."""
+    parts: tuple[Matched, Matched] = (Matched([], 0), Matched([], 0))
+    for latency, at in zip(matched.latencies, matched.seen_at, strict=True):
+        part = parts[0] if inside(at) else parts[1]
+        part.latencies.append(latency)
+        part.seen_at.append(at)
+    return parts
 
 
 def weighted_percentiles(

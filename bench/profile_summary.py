@@ -44,6 +44,25 @@ _PACKAGES = (
 )
 
 
+# The vote-stage worker's areas of work, by a function on the stack; first match wins, so
+# the stage's own steps come before the stage as a whole.
+_AREAS = (
+    ("stage: decode + migrate (_item)", "VoteStage._item"),
+    ("stage: plan the batch (dedup lookups, buckets)", "plan_batch"),
+    ("stage: produce emits + state (_apply)", "VoteStage._apply"),
+    ("stage: await deliveries, record progress", "Deliveries.confirm"),
+    ("stage: rest of the batch (cursors, grouping)", "VoteStage.handle"),
+    ("live publishing (windows, Redis)", "LivePublisher.tick"),
+    ("expiry sweep", "StateSweeper.tick"),
+    ("faust: fetch and buffer records", "Fetcher._fetcher"),
+    ("faust: fetch and buffer records", "Consumer._drain_messages"),
+    ("faust: stream iteration, take_events, acks", "Stream._c_aiter"),
+    ("faust: stream iteration, take_events, acks", "Stream.take_events"),
+    ("faust: stream iteration, take_events, acks", "Agent._execute_actor"),
+    ("faust: commits", "Consumer.commit"),
+)
+
+
 @dataclass(frozen=True)
 class Frame:
     function: str
@@ -88,6 +107,7 @@ class Costs:
     self_samples: Counter[Frame]
     total_samples: Counter[Frame]
     by_package: Counter[str]
+    by_area: Counter[str]
 
 
 def package_of(frame: Frame) -> str:
@@ -97,10 +117,19 @@ def package_of(frame: Frame) -> str:
     return "other: " + frame.file.split("/", 1)[0]
 
 
+def area_of(frames: list[Frame]) -> str:
+    names = {f.function for f in frames}
+    for label, function in _AREAS:
+        if function in names:
+            return label
+    return "event loop, timers and the rest"
+
+
 def costs(stacks: list[tuple[list[Frame], int]]) -> Costs:
     self_samples: Counter[Frame] = Counter()
     total_samples: Counter[Frame] = Counter()
     by_package: Counter[str] = Counter()
+    by_area: Counter[str] = Counter()
     samples = 0
     for frames, count in stacks:
         if not frames:
@@ -108,9 +137,10 @@ def costs(stacks: list[tuple[list[Frame], int]]) -> Costs:
         samples += count
         self_samples[frames[-1]] += count
         by_package[package_of(frames[-1])] += count
+        by_area[area_of(frames)] += count
         for frame in set(frames):
             total_samples[frame] += count
-    return Costs(samples, self_samples, total_samples, by_package)
+    return Costs(samples, self_samples, total_samples, by_package, by_area)
 
 
 def render(c: Costs, top: int) -> str:
@@ -119,6 +149,8 @@ def render(c: Costs, top: int) -> str:
 
     lines = [f"{c.samples} samples (idle excluded)", "", f"top {top} by self time:"]
     lines += [f"  {pct(n)}  {frame}" for frame, n in c.self_samples.most_common(top)]
+    lines += ["", "by area of the vote-stage worker (whole stacks):"]
+    lines += [f"  {pct(n)}  {name}" for name, n in c.by_area.most_common()]
     lines += ["", "self time by package:"]
     lines += [f"  {pct(n)}  {name}" for name, n in c.by_package.most_common()]
     lines += ["", f"top {top} by total time (callees included):"]
@@ -126,16 +158,32 @@ def render(c: Costs, top: int) -> str:
     return "\n".join(lines)
 
 
-def summarize(path: Path, top: int = 15) -> str:
-    return render(costs(parse_raw(path.read_text())), top)
+def main_thread_only(stacks: list[tuple[list[Frame], int]]) -> list[tuple[list[Frame], int]]:
+    """Drop stacks of threads started with `threading` (their outermost frame is
+    Thread._bootstrap): what is left is the main thread, the event loop."""
+    return [(f, n) for f, n in stacks if not (f and f[0].function == "Thread._bootstrap")]
+
+
+def summarize(path: Path, top: int = 15, *, main_only: bool = True) -> str:
+    stacks = parse_raw(path.read_text())
+    if not main_only:
+        return render(costs(stacks), top)
+    main = main_thread_only(stacks)
+    others = sum(n for _f, n in stacks) - sum(n for _f, n in main)
+    return (
+        f"main thread only ({others} samples of other threads left out; py-spy counts a "
+        "thread blocked inside a C call, such as librdkafka's poll, as busy)\n"
+        + render(costs(main), top)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("raw", type=Path, help="py-spy record --format raw output")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--all-threads", action="store_true", help="keep every thread's stacks")
     args = parser.parse_args(argv)
-    print(summarize(args.raw, args.top))
+    print(summarize(args.raw, args.top, main_only=not args.all_threads))
 
 
 if __name__ == "__main__":

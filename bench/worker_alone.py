@@ -35,12 +35,13 @@ from pathlib import Path
 import httpx
 
 from bench.bare_loop import end_offsets, run_bare_loop, scratch_topic, span_between, span_size
-from bench.cpu_usage import group_seconds, report, sample
+from bench.cpu_usage import group_seconds, neighbours_line, report, sample, thread_seconds
 from bench.machine import describe_machine
 from bench.process_memory import RssSampler, worker_pid
 from bench.profile_summary import summarize
 from bench.tenant import BenchTenant, fresh_tenant, require_loopback
 from bench.worker_stats import sink_stats, wait_until_quiet
+from devstack.processes import ReadinessTimeout
 from devstack.python_services import SINK, worker
 from devstack.raw_votes import RawVoteProducer, random_raw_votes
 from devstack.workers import scale, stop_all
@@ -81,6 +82,7 @@ class WorkerRun:
     cpu_report: str = ""
     rss_line: str = ""
     rss_peak_mib: float = 0.0
+    threads_s: dict[str, float] = field(default_factory=dict)
 
 
 def _is_ready(client: httpx.Client, settings: Settings) -> bool:
@@ -165,6 +167,7 @@ def time_worker(settings: Settings, n: int, args: argparse.Namespace) -> WorkerR
                 next_report, last_first, last_t = next_report + 5.0, first, elapsed
             time.sleep(0.5)
     cpu_after = sample()
+    run.threads_s = thread_seconds(pid)  # the worker started in this run: whole lifetime
     run.cpu_s = group_seconds(cpu_before, cpu_after)
     run.cpu_report = report(cpu_before, cpu_after, run.started_to_done_s)
     run.rss_line, run.rss_peak_mib = rss.line("worker"), rss.peak_mib
@@ -178,6 +181,7 @@ def main(args: argparse.Namespace) -> None:
     require_loopback(settings)
     print("== worker alone: one vote-stage worker on a pre-filled votes.raw, and a bare loop ==")
     print(describe_machine())
+    print(neighbours_line())
     if worker(1).process(settings).is_running():
         print(wait_until_quiet(settings, limit_s=300))
     tenant = fresh_tenant(settings, args.zones)
@@ -203,7 +207,11 @@ def main(args: argparse.Namespace) -> None:
         run = time_worker(settings, args.votes, args)
     finally:
         if sink_stopped:
-            SINK.up(settings)
+            try:
+                SINK.up(settings)
+            except ReadinessTimeout as exc:
+                # Keep the worker's figures; the sink keeps retrying on its own.
+                print(f"warning: the PostgreSQL sink did not come back: {str(exc)[:300]}")
         scale(settings, 1)  # whatever happened, one worker runs afterwards
     ready = run.started_to_ready_s or 0.0
     worker_rate = args.votes / run.started_to_done_s
@@ -217,6 +225,13 @@ def main(args: argparse.Namespace) -> None:
     )
     print(f"worker /stats: {run.stats}")
     print(run.cpu_report)
+    print(
+        "worker threads: "
+        + ", ".join(
+            f"{kind} {s:.1f} cpu-s ({s / run.started_to_done_s:.2f} cores)"
+            for kind, s in sorted(run.threads_s.items(), key=lambda kv: -kv[1])
+        )
+    )
     print(run.rss_line)
     if args.profile:
         print(f"flame graph: {PROFILES / 'worker.svg'}")
@@ -225,6 +240,7 @@ def main(args: argparse.Namespace) -> None:
     print("-- bare loop: consume, decode, migrate, dedup, encode, produce --")
     # The restarted sink stores the worker's output first; the bare loop gets a quiet machine.
     print(wait_until_quiet(settings, limit_s=900))
+    print(neighbours_line())
     cpu_before = sample()
     with scratch_topic(settings) as topic:
         bare = run_bare_loop(settings, span, topic)

@@ -19,6 +19,7 @@ from sinks.live.redis_client import connect
 from sinks.live.redis_keys import building_events
 
 log = logging.getLogger(__name__)
+CLOSE_TIMEOUT_S = 2.0
 LiveEvent = tuple[str, dict[str, str]]  # (stream id, fields)
 
 
@@ -70,10 +71,13 @@ class LiveFanout:
             del self._readers[key]
 
     async def close(self) -> None:
-        for reader in list(self._readers.values()):
-            reader.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader.task
+        tasks = [reader.task for reader in self._readers.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: a reader cancelled inside a blocking XREAD has been seen to
+            # take its connection down slowly, and closing must never hang.
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
         self._readers.clear()
 
     async def _read(self, key: str, start_id: str) -> None:
@@ -97,7 +101,8 @@ class LiveFanout:
                         last_id = stream_id
                         self._deliver(key, (stream_id, fields))
         finally:
-            await client.aclose()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(client.aclose(), CLOSE_TIMEOUT_S)
 
     def _deliver(self, key: str, event: LiveEvent) -> None:
         reader = self._readers.get(key)
