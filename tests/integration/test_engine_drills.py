@@ -179,6 +179,8 @@ def test_expired_state_is_tombstoned_and_a_late_resend_is_answered_by_policy(
     workers.stop_all(settings)
     WORKER.up(settings, env={"SBP_DEDUP_TTL_S": "20", "SBP_LIVE_BUCKET_TTL_S": "70"})
     try:
+        # Before the votes: their entries may expire (and be tombstoned) soon after.
+        log_before = end_offsets(settings, VOTE_STATE_CHANGELOG.name)
         items = [vote("z1", 1, minutes_ago=0.0) for _ in range(5)]
         response = httpx.post(
             f"{tenant.gateway}/api/v1/votes/batch",
@@ -188,7 +190,6 @@ def test_expired_state_is_tombstoned_and_a_late_resend_is_answered_by_policy(
         )
         assert response.json()["counts"]["accepted"] == 5
         wait_window(settings, tenant.tenant_id, "z1", "thermal", "5m", 5, timeout=120)
-        log_before = end_offsets(settings, VOTE_STATE_CHANGELOG.name)
         wait_for(
             lambda: (
                 worker_stats(settings).get("expired_dedup", 0) >= 5
