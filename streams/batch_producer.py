@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Producer
@@ -25,20 +26,29 @@ class DeliveryFailed(RuntimeError):
     """Kafka did not confirm every record of a batch."""
 
 
+# librdkafka's "no partition given: use the partitioner".
+_ANY_PARTITION = -1
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
 class Deliveries:
-    """The delivery reports of one batch of records."""
+    """The delivery reports of one batch of records.
+
+    No lock: the loop thread alone counts what it produced, and the producer's
+    poll thread alone counts reports (it is the only thread that polls). A
+    report and `confirm()` each look at the other's count after writing their
+    own, so whichever comes second sees the batch complete.
+    """
 
     def __init__(self, producer: Producer, loop: asyncio.AbstractEventLoop) -> None:
-        self._producer = producer
+        self._produce = producer.produce
         self._loop = loop
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._sealed = False
+        self._delivered = 0
+        self._target: int | None = None
         self._errors: list[str] = []
         self._done: asyncio.Future[None] = loop.create_future()
         # The highest offset confirmed per (topic, partition), for callers that
@@ -48,17 +58,16 @@ class Deliveries:
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         # Runs on the producer's poll thread.
-        with self._lock:
-            self._pending -= 1
-            if err is not None:
-                if len(self._errors) < 10:
-                    self._errors.append(str(err))
-            else:
-                where = (msg.topic(), msg.partition())
-                if msg.offset() > self.offsets.get(where, -1):
-                    self.offsets[where] = msg.offset()
-            finished = self._sealed and self._pending == 0
-        if finished:
+        if err is not None:
+            if len(self._errors) < 10:
+                self._errors.append(str(err))
+        else:
+            where = (msg.topic(), msg.partition())
+            offset = msg.offset()
+            if offset > self.offsets.get(where, -1):
+                self.offsets[where] = offset
+        self._delivered += 1
+        if self._delivered == self._target:
             self._loop.call_soon_threadsafe(_resolve, self._done)
 
     def produce(
@@ -69,35 +78,33 @@ class Deliveries:
         partition: int | None = None,
         headers: list[tuple[str, bytes | None]] | None = None,
     ) -> None:
-        if self._sealed:
+        if self._target is not None:
             raise RuntimeError("this batch was already confirmed")
-        with self._lock:
-            self._pending += 1
-        self.count += 1
-        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = headers
+        where = _ANY_PARTITION if partition is None else partition
         while True:
             try:
-                self._producer.produce(topic, **kwargs)
-                return
+                # Positional: topic, value, key, partition, callback (= on_delivery).
+                if headers:
+                    wire: list[tuple[str, str | bytes | None]] = list(headers)
+                    self._produce(topic, value, key, where, self._on_delivery, headers=wire)
+                else:
+                    self._produce(topic, value, key, where, self._on_delivery)
+                break
             except BufferError:
-                # The local queue is full: the poll thread drains it as reports arrive.
-                self._producer.poll(0.01)
+                # The local queue is full; the poll thread drains it as reports
+                # arrive (only that thread polls, so reports stay on one thread).
+                time.sleep(0.005)
+        self.count += 1
 
     async def confirm(self, timeout_s: float = 60.0) -> dict[tuple[str, int], int]:
         """Await every report of this batch; returns the highest offset per partition."""
-        with self._lock:
-            self._sealed = True
-            pending = self._pending
-        if pending:
+        self._target = self.count
+        if self._delivered < self._target:
             try:
                 await asyncio.wait_for(asyncio.shield(self._done), timeout_s)
             except TimeoutError as exc:
                 raise DeliveryFailed(
-                    f"{self._pending} records unconfirmed after {timeout_s}s"
+                    f"{self._target - self._delivered} records unconfirmed after {timeout_s}s"
                 ) from exc
         if self._errors:
             raise DeliveryFailed("; ".join(self._errors))

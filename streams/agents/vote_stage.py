@@ -125,11 +125,12 @@ class VoteStage:
     async def keep_partitions(self) -> None:
         """The keeper's tick: every seek the stage needs happens here, never in a batch.
 
-        - A newly held partition is sought to its own progress (or, never
-          processed, to the log start): faust resumes at its committed offsets,
-          which can be past records it skipped, and a partition that gets no
-          new records would never show the gap.
-        - A gap a batch found is sought back.
+        - A newly held partition is not sought (a seek throws away what the
+          consumer already fetched): its first record shows whether faust
+          resumed at the stage's progress. One that stays quiet is checked
+          against its log end after the patience, since faust may have
+          committed past records it skipped and nothing new would show it.
+        - A gap a batch found, or a stretch far below the progress, is sought.
         - A seek whose target never came (the partition went quiet) is repeated.
 
         Each call to the consumer has a timeout: during a rebalance it may not
@@ -144,11 +145,16 @@ class VoteStage:
                 start = await _bounded(self.consumer.log_start(partition))
                 cursor = self.cursors.setdefault(partition, PartitionCursor(expected=start))
                 self._load_live(partition)
-                cursor.seek_needed = True
             if partition not in self._started:
-                cursor.seek_needed = True
                 self._started.add(partition)
-                self.stats.counts["assignment_seeks"] += 1
+                cursor.assigned(now)
+                self.stats.counts["assigned"] += 1
+            if cursor.quiet_overdue(now) and not cursor.seek_needed:
+                cursor.quiet_deadline = None
+                end = await _bounded(self.consumer.log_end(partition))
+                if cursor.expected is not None and cursor.expected < end:
+                    self.stats.counts["quiet_seeks"] += 1
+                    cursor.seek_needed = True
             if cursor.overdue(now) and not cursor.seek_needed:
                 end = await _bounded(self.consumer.log_end(partition))
                 if cursor.expected is not None and cursor.expected >= end:
@@ -245,10 +251,11 @@ class VoteStage:
                     offset,
                 )
                 self.stats.counts["gaps_repaired"] += 1
-                # The keeper seeks; until then every record past the gap is skipped.
-                cursor.seek_needed = True
-                cursor.seeking = True
-                cursor.seek_deadline = float("inf")
+                _owe_seek(cursor)
+            elif verdict is Admit.SKIP and cursor.far_behind(offset):
+                # Replayed from far back (an offset reset, a lagging commit): jump.
+                self.stats.counts["forward_seeks"] += 1
+                _owe_seek(cursor)
             self.stats.counts[f"skipped_{verdict.value}"] += 1
         if not admitted:
             return None
@@ -325,6 +332,13 @@ class VoteStage:
                 await complete_batch(stage.handle, events)
 
         return self.app.agent(raw_votes, name="vote-stage")(vote_stage)
+
+
+def _owe_seek(cursor: PartitionCursor) -> None:
+    """The keeper seeks; until then every record past the expected one is skipped."""
+    cursor.seek_needed = True
+    cursor.seeking = True
+    cursor.seek_deadline = float("inf")
 
 
 async def _bounded(call: Awaitable[T]) -> T:

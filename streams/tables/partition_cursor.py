@@ -12,6 +12,13 @@ judges every record against it:
   records are skipped until the expected one arrives. Should it not arrive
   within `SEEK_PATIENCE_S` (faust dropped it again, or the position was reset
   elsewhere), the next record past it is a gap again and the seek is repeated.
+
+A newly assigned partition is not sought: a seek throws away everything the
+consumer has already fetched for it, and faust resumes at its committed
+offset, which is the stage's own progress in the common case. The first
+record tells: at the expected offset, go on; past it, a gap. A partition that
+stays quiet shows nothing, so after the patience the caller compares the
+expected offset with the log end (`quiet_overdue`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 SEEK_PATIENCE_S = 5.0
+# Records this far below the expected offset are cheaper to seek over than to
+# skip one by one (faust's per-record cost is most of a skip).
+FAR_BEHIND = 5_000
 
 
 class Admit(StrEnum):
@@ -38,12 +48,18 @@ class PartitionCursor:
     seek_needed: bool = False
     # How often this cursor found a gap.
     gaps: int = 0
+    # Assigned and not sought: when to check the log end if the expected
+    # offset has not arrived by then.
+    quiet_deadline: float | None = None
 
     def admit(self, offset: int, now: float = 0.0) -> Admit:
         if self.expected is None or offset == self.expected:
             self.seeking = False
+            self.quiet_deadline = None
             return Admit.PROCESS
         if offset < self.expected:
+            # Reading from below the progress: it will reach the expected offset.
+            self.quiet_deadline = None
             return Admit.SKIP
         if self.seeking and now < self.seek_deadline:
             return Admit.SKIP
@@ -55,6 +71,24 @@ class PartitionCursor:
         self.expected = target
         self.seeking = True
         self.seek_deadline = now + SEEK_PATIENCE_S
+        self.quiet_deadline = None
+
+    def assigned(self, now: float) -> None:
+        """Newly held, not sought: wait for the first record to tell where faust resumed."""
+        self.quiet_deadline = now + SEEK_PATIENCE_S
+
+    def quiet_overdue(self, now: float) -> bool:
+        """Assigned a while ago and the expected offset never came: check the log end."""
+        return self.quiet_deadline is not None and now >= self.quiet_deadline
+
+    def far_behind(self, offset: int) -> bool:
+        """A skipped record so far back that seeking forward beats skipping the rest."""
+        return (
+            not self.seeking
+            and not self.seek_needed
+            and self.expected is not None
+            and self.expected - offset > FAR_BEHIND
+        )
 
     def overdue(self, now: float) -> bool:
         """Still waiting for a sought offset past the patience: the caller seeks again.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.tables.partition_cursor import SEEK_PATIENCE_S, Admit, PartitionCursor
+from streams.tables.partition_cursor import FAR_BEHIND, SEEK_PATIENCE_S, Admit, PartitionCursor
 
 
 def test_no_progress_processes_whatever_comes_first() -> None:
@@ -430,3 +430,40 @@ def test_every_record_from_the_progress_on_is_processed_once_in_order(
         processed += consume(cursor, consumer, fetched, max_steps=10_000, clock=clock)
 
     assert processed == list(range(max(expected, log_start), consumer.end))
+
+
+def test_an_assigned_cursor_is_quiet_overdue_only_until_its_partition_reads() -> None:
+    cursor = PartitionCursor(expected=10)
+    cursor.assigned(now=100.0)
+    assert not cursor.quiet_overdue(100.0 + SEEK_PATIENCE_S - 0.1)
+    assert cursor.quiet_overdue(100.0 + SEEK_PATIENCE_S)
+    # The expected record came: faust resumed where the stage left off.
+    assert cursor.admit(10) is Admit.PROCESS
+    assert not cursor.quiet_overdue(1e9)
+
+
+def test_reading_from_below_the_progress_ends_the_quiet_watch() -> None:
+    cursor = PartitionCursor(expected=10)
+    cursor.assigned(now=100.0)
+    assert cursor.admit(7) is Admit.SKIP
+    assert not cursor.quiet_overdue(1e9)
+
+
+def test_a_gap_right_after_assignment_is_a_gap() -> None:
+    cursor = PartitionCursor(expected=10)
+    cursor.assigned(now=100.0)
+    assert cursor.admit(12, now=100.0) is Admit.GAP
+    cursor.seek_started(10, now=100.0)
+    assert not cursor.quiet_overdue(1e9)
+
+
+def test_only_records_far_below_the_progress_call_for_a_forward_seek() -> None:
+    cursor = PartitionCursor(expected=FAR_BEHIND + 100)
+    assert not cursor.far_behind(100)
+    assert cursor.far_behind(99)
+    cursor.seek_needed = True
+    assert not cursor.far_behind(0)  # already owed one
+    cursor.seek_needed = False
+    cursor.seek_started(FAR_BEHIND + 100, now=0.0)
+    assert not cursor.far_behind(0)  # records fetched before the seek took effect
+    assert not PartitionCursor(expected=None).far_behind(0)

@@ -83,6 +83,7 @@ class OneWorkerConsumer:
 
     def __init__(self) -> None:
         self.seeks: list[tuple[int, int]] = []
+        self.end = 1_000_000
 
     def ready(self) -> bool:
         return True
@@ -97,7 +98,7 @@ class OneWorkerConsumer:
         return 0
 
     async def log_end(self, partition: int) -> int:
-        return 1_000_000
+        return self.end
 
     async def seek(self, partition: int, offset: int) -> None:
         self.seeks.append((partition, offset))
@@ -143,9 +144,9 @@ def uuid_of(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
 
 
-async def _run(
-    tmp_path: Path, databases: dict[int, Any], records: list[tuple[bytes, bytes]]
-) -> tuple[RecordingProducer, OneWorkerConsumer, VoteStage]:
+def _stage(
+    tmp_path: Path, databases: dict[int, Any], consumer: OneWorkerConsumer
+) -> tuple[RecordingProducer, VoteStage]:
     codec, writers = _codec()
     # Bound to the test's loop: faust would otherwise make (and never close) its own.
     app = create_app(
@@ -154,7 +155,6 @@ async def _run(
         loop=asyncio.get_running_loop(),
     )
     producer = RecordingProducer()
-    consumer = OneWorkerConsumer()
     stage = VoteStage(
         app=app,
         consumer=consumer,
@@ -167,8 +167,16 @@ async def _run(
         clock=lambda: NOW,
         horizons=Horizons(dedup_ttl_s=7 * 86400, live_bucket_ttl_s=65 * 60),
     )
-    agent = stage.install(raw_topic(app, VOTES_RAW))
-    # The keeper's first tick: the partition is sought to its progress (or log start).
+    return producer, stage
+
+
+async def _run(
+    tmp_path: Path, databases: dict[int, Any], records: list[tuple[bytes, bytes]]
+) -> tuple[RecordingProducer, OneWorkerConsumer, VoteStage]:
+    consumer = OneWorkerConsumer()
+    producer, stage = _stage(tmp_path, databases, consumer)
+    agent = stage.install(raw_topic(stage.app, VOTES_RAW))
+    # The keeper's first tick: the partition is taken on, at its progress (or log start).
     await stage.keep_partitions()
     async with agent.test_context() as test_agent:
         for key, value in records:
@@ -181,7 +189,7 @@ async def _run(
             await asyncio.sleep(0.02)
     # The stream made faust's Kafka consumer (never started: no broker is used); its
     # delegate thread's event loop is closed here, or it would leak.
-    app.consumer._thread.loop.close()  # type: ignore[attr-defined]
+    stage.app.consumer._thread.loop.close()  # type: ignore[attr-defined]
     return producer, consumer, stage
 
 
@@ -221,8 +229,8 @@ async def test_a_batch_emits_dedups_buckets_and_records_progress_last(
     assert all(key != progress_key(0) for key, _v, _p in producer.topic(VOTE_STATE_CHANGELOG.name))
     assert {p for _k, _v, p in changelog} == {0}
     assert stage.stats.counts["duplicate"] == 1
-    # Never processed: started at the log start, and no gap since.
-    assert consumer.seeks == [(0, 0)]
+    # Never processed: started at the log start, where faust resumed too, so no seek.
+    assert consumer.seeks == []
 
 
 async def test_records_below_the_progress_are_skipped_and_a_gap_is_sought_back(
@@ -241,5 +249,26 @@ async def test_records_below_the_progress_are_skipped_and_a_gap_is_sought_back(
     ]
     assert emitted == [uuid_of(2), uuid_of(3)]
     assert stage.stats.counts["skipped_skip"] == 2
-    # Sought to its own progress on assignment, whatever faust had committed.
-    assert consumer.seeks == [(0, 2)]
+    # Read from below its progress: the records reach the expected offset, no seek.
+    assert consumer.seeks == []
+
+
+@pytest.mark.parametrize(("log_end", "seeks"), [(1_000_000, [(0, 6)]), (6, [])])
+async def test_a_quiet_partition_is_sought_only_if_records_past_its_progress_exist(
+    tmp_path: Path, databases: dict[int, Any], log_end: int, seeks: list[tuple[int, int]]
+) -> None:
+    databases[0][progress_key(0)] = b'{"o":5}'
+    consumer = OneWorkerConsumer()
+    consumer.end = log_end
+    _producer, stage = _stage(tmp_path, databases, consumer)
+
+    await stage.keep_partitions()
+    assert consumer.seeks == []  # taken on without a seek
+    await stage.keep_partitions()
+    assert consumer.seeks == []  # the patience has not passed
+    stage.cursors[0].quiet_deadline = 0.0  # it has now, and no record came
+    await stage.keep_partitions()
+    assert consumer.seeks == seeks
+    await stage.keep_partitions()
+    assert consumer.seeks == seeks  # checked once per assignment
+    stage.app.consumer._thread.loop.close()  # type: ignore[attr-defined]
