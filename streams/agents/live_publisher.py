@@ -2,7 +2,9 @@
 
 A one-second timer takes the due zones from the live cache (streams/tables/
 live_buckets.py), sums their buckets into the 5/15/60-minute windows at the
-clock's current minute, and writes them in one Redis pipeline. Only zones of
+clock's current minute, and writes them in one Redis pipeline. The sums of
+each window's past minutes are kept from tick to tick (LiveBuckets.windows),
+so a tick mostly adds the current minute's bucket to them. Only zones of
 partitions this worker holds are in the cache, so after a rebalance each zone
 has exactly one publisher. It never waits on the consumer: seeking is the
 stage's keeper's job (VoteStage.keep_partitions).
@@ -19,7 +21,8 @@ import redis.asyncio as aioredis
 
 from sinks.live.snapshot_writer import write_snapshots
 from streams.agents.vote_stage import VoteStage
-from streams.tables.comfort_buckets import epoch_minute, zone_windows
+from streams.tables.comfort_buckets import epoch_minute
+from streams.tables.live_windows import LiveWindows
 
 log = logging.getLogger(__name__)
 # Zones per flush: a minute boundary with many zones spreads over a few ticks.
@@ -27,7 +30,10 @@ ZONES_PER_FLUSH = 500
 
 
 def snapshot(
-    zone: str, kinds: Mapping[str, Mapping[int, Mapping[str, Any]]], now: datetime
+    zone: str,
+    kinds: Mapping[str, Mapping[int, Mapping[str, Any]]],
+    now: datetime,
+    windows: LiveWindows,
 ) -> dict[str, Any]:
     tenant_id, building_id, zone_id = zone.split("|")
     now_minute = epoch_minute(now)
@@ -38,7 +44,9 @@ def snapshot(
         "zoneId": zone_id,
         "asOf": now.isoformat(),
         "asOfMinute": now_minute,
-        "kinds": {kind: zone_windows(kind, buckets, now_minute) for kind, buckets in kinds.items()},
+        "kinds": {
+            kind: windows.of(zone, kind, buckets, now_minute) for kind, buckets in kinds.items()
+        },
     }
 
 
@@ -55,7 +63,8 @@ class LivePublisher:
         due = self.stage.live.due(epoch_minute(now), ZONES_PER_FLUSH)
         if not due:
             return
-        snapshots = [snapshot(zone, kinds, now) for zone, kinds in due]
+        windows = self.stage.live.windows
+        snapshots = [snapshot(zone, kinds, now, windows) for zone, kinds in due]
         try:
             await write_snapshots(self.redis, snapshots)
         except aioredis.RedisError:

@@ -1,18 +1,18 @@
-"""Per-(zone, kind, minute) bucket partials and the sliding windows summed from them.
+"""Per-(zone, kind, minute) bucket partials, and the window metrics summed from them.
 
-A bucket holds counts per value, preference counts, the voters' refs and the
-voteUuids it applied. Holding the ids makes `add_vote` idempotent: a vote the
-processor re-emits after a crash is recognised and ignored, so every window is
-exact under at-least-once delivery. Windows (5, 15, 60 minutes) end at the
-current minute of an injectable clock and are derived by summing buckets, so a
-vote costs one table write, not one per window.
+A bucket (built by `BucketUpdate` in streams/tables/vote_state.py) holds the
+counts per value and per preference, the refs of up to VOTER_CAP voters, and
+how many votes were remote. Windows (5, 15, 60 minutes) end at the current
+minute of an injectable clock and are derived by summing buckets, so a vote
+costs one table write, not one per window; streams/tables/live_windows.py does
+the summing for the live publisher.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,68 +34,10 @@ def zone_key(tenant_id: str, building_id: str, zone_id: str) -> str:
     return f"{tenant_id}|{building_id}|{zone_id}"
 
 
-def bucket_key(zone: str, kind: str, minute: int) -> str:
-    return f"{zone}|{kind}|{minute}"
-
-
-def split_bucket_key(key: str) -> tuple[str, str, int]:
-    zone, kind, minute = key.rsplit("|", 2)
-    return zone, kind, int(minute)
-
-
 # Unique voters are counted by a 64-bit prefix of the userRef: collisions are
 # negligible at a bucket's scale, and the full 256-bit refs would make every
 # bucket (and every changelog record of it) several times larger.
 VOTER_KEY_CHARS = 16
-
-
-def empty_bucket() -> dict[str, Any]:
-    return {"v": {}, "p": {}, "u": [], "ids": [], "r": 0}
-
-
-def add_votes(
-    bucket: Mapping[str, Any] | None, votes: Iterable[Mapping[str, Any]]
-) -> tuple[dict[str, Any] | None, int]:
-    """The bucket with `votes` applied, and how many were already in it (replays).
-
-    Returns None for the bucket when nothing new was applied. Copies the bucket
-    once however many votes there are.
-    """
-    current: dict[str, Any] = (
-        empty_bucket()
-        if bucket is None
-        else {k: (v.copy() if isinstance(v, dict | list) else v) for k, v in bucket.items()}
-    )
-    # The codec decodes a uuid logical type to uuid.UUID while stored buckets hold
-    # strings: compare as strings, or a replayed vote would count twice.
-    seen = set(current["ids"])
-    voters = set(current["u"])
-    applied = replayed = 0
-    for vote in votes:
-        vote_id = str(vote["voteUuid"])
-        if vote_id in seen:
-            replayed += 1
-            continue
-        seen.add(vote_id)
-        current["ids"].append(vote_id)
-        value = str(vote["value"])
-        current["v"][value] = current["v"].get(value, 0) + 1
-        if vote.get("preference"):
-            current["p"][vote["preference"]] = current["p"].get(vote["preference"], 0) + 1
-        voter = vote["userRef"][:VOTER_KEY_CHARS]
-        if voter not in voters:
-            voters.add(voter)
-            current["u"].append(voter)
-        if vote.get("remote"):
-            current["r"] += 1
-        applied += 1
-    return (current if applied else None), replayed
-
-
-def add_vote(bucket: Mapping[str, Any] | None, vote: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The bucket with `vote` applied, or None when it already holds that voteUuid."""
-    updated, _replayed = add_votes(bucket, [vote])
-    return updated
 
 
 def is_dissatisfied(kind: str, value: int) -> bool:
@@ -136,51 +78,61 @@ class WindowStats:
         }
 
 
-def summarize(kind: str, buckets: Iterable[Mapping[str, Any]]) -> WindowStats:
-    distribution: dict[int, int] = {}
-    preferences: dict[str, int] = {}
-    voters: set[str] = set()
-    remote = 0
-    for bucket in buckets:
+@dataclass
+class BucketSums:
+    """The additive part of some buckets: counts per value and preference, remote votes.
+
+    Every field is a sum of ints, so the result does not depend on the order
+    buckets are added or taken away in. Unique voters are not additive (one
+    voter can vote in several minutes): whoever sums buckets keeps their voter
+    set beside this and passes its size to `stats`.
+    """
+
+    distribution: dict[int, int] = field(default_factory=dict)
+    preferences: dict[str, int] = field(default_factory=dict)
+    remote: int = 0
+
+    def add(self, bucket: Mapping[str, Any]) -> None:
+        self._add(bucket, 1)
+
+    def subtract(self, bucket: Mapping[str, Any]) -> None:
+        """Take away a bucket added before. A value or preference whose count
+        drops to 0 keeps its key: adding a bucket that has the key restores the
+        sum exactly, and callers rely on that (see live_windows._voters_gained)."""
+        self._add(bucket, -1)
+
+    def _add(self, bucket: Mapping[str, Any], sign: int) -> None:
+        distribution = self.distribution
         for value, count in bucket["v"].items():
-            distribution[int(value)] = distribution.get(int(value), 0) + count
+            key = int(value)
+            distribution[key] = distribution.get(key, 0) + sign * count
+        preferences = self.preferences
         for pref, count in bucket["p"].items():
-            preferences[pref] = preferences.get(pref, 0) + count
-        voters.update(bucket["u"])
-        remote += bucket["r"]
-    n = sum(distribution.values())
-    if n == 0:
-        return WindowStats(0, None, {}, None, None, {}, 0, None)
-    total = sum(v * c for v, c in distribution.items())
-    unhappy = sum(c for v, c in distribution.items() if is_dissatisfied(kind, v))
-    return WindowStats(
-        n=n,
-        mean=total / n,
-        distribution=distribution,
-        pct_dissatisfied=100.0 * unhappy / n,
-        dissatisfied_ci95=tuple(100.0 * x for x in wilson_interval(unhappy, n)),  # type: ignore[arg-type]
-        preferences=preferences,
-        unique_voters=len(voters),
-        remote_share=remote / n,
-    )
+            preferences[pref] = preferences.get(pref, 0) + sign * count
+        self.remote += sign * bucket["r"]
+
+    def copy(self) -> BucketSums:
+        return BucketSums(dict(self.distribution), dict(self.preferences), self.remote)
+
+    def stats(self, kind: str, unique_voters: int) -> WindowStats:
+        n = sum(self.distribution.values())
+        if n == 0:
+            return WindowStats(0, None, {}, None, None, {}, 0, None)
+        total = sum(v * c for v, c in self.distribution.items())
+        unhappy = sum(c for v, c in self.distribution.items() if is_dissatisfied(kind, v))
+        return WindowStats(
+            n=n,
+            mean=total / n,
+            # Copies: the stats must not change when these sums do afterwards.
+            distribution=dict(self.distribution),
+            pct_dissatisfied=100.0 * unhappy / n,
+            dissatisfied_ci95=tuple(100.0 * x for x in wilson_interval(unhappy, n)),  # type: ignore[arg-type]
+            preferences=dict(self.preferences),
+            unique_voters=unique_voters,
+            remote_share=self.remote / n,
+        )
 
 
 def window_minutes(now_minute: int, length: int) -> range:
     """The `length` minutes ending with (and including) the current minute."""
     return range(now_minute - length + 1, now_minute + 1)
-
-
-def zone_windows(
-    kind: str, buckets_by_minute: Mapping[int, Mapping[str, Any]], now_minute: int
-) -> dict[str, dict[str, Any]]:
-    return {
-        f"{length}m": summarize(
-            kind,
-            (
-                buckets_by_minute[m]
-                for m in window_minutes(now_minute, length)
-                if m in buckets_by_minute
-            ),
-        ).to_json()
-        for length in WINDOWS_MIN
-    }

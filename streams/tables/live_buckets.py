@@ -11,6 +11,10 @@ windows slid; a kind whose last bucket left the longest window is published
 once more (empty) and then forgotten. Each flush takes at most `limit` zones;
 the rest stay dirty, oldest first, for the next one, so a minute boundary
 never publishes every zone in one go and no zone waits behind busier ones.
+
+`windows` keeps the sums of each zone's windows from one publish to the next
+(streams/tables/live_windows.py); a dropped partition's zones are forgotten
+there too, so a revoked partition's sums do not outlive its buckets.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.tables.comfort_buckets import LONGEST_WINDOW_MIN
+from streams.tables.live_windows import LiveWindows
 
 # partition → zone key → kind → minute → bucket
 Cache = dict[int, dict[str, dict[str, dict[int, Mapping[str, Any]]]]]
@@ -30,8 +35,11 @@ class LiveBuckets:
     cache: Cache = field(default_factory=dict)
     dirty: dict[str, int] = field(default_factory=dict)  # zone → partition
     last_minute: int | None = None
+    windows: LiveWindows = field(default_factory=LiveWindows)
 
     def put(self, partition: int, zone: str, kind: str, minute: int, bucket: Any) -> None:
+        # Kept as given, and never changed in place afterwards: `windows` tells
+        # a replaced bucket from the one it summed by identity.
         zones = self.cache.setdefault(partition, {})
         zones.setdefault(zone, {}).setdefault(kind, {})[minute] = bucket
         self._mark(zone, partition)
@@ -44,6 +52,7 @@ class LiveBuckets:
     def drop_partition(self, partition: int) -> None:
         for zone in self.cache.pop(partition, {}):
             self.dirty.pop(zone, None)
+            self.windows.forget(zone)
 
     def partitions(self) -> set[int]:
         return set(self.cache)

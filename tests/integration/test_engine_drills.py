@@ -169,9 +169,7 @@ def test_a_replay_storm_changes_no_row_and_no_window(tenant: Tenant) -> None:
     accepted_total = sum(end_offsets(settings, "votes.accepted").values())
     # The sink re-read all of votes.accepted (every row already there) ...
     wait_for(
-        lambda: (
-            httpx.get(sink_url, timeout=5).json()["records"] >= accepted_total
-        ),
+        lambda: httpx.get(sink_url, timeout=5).json()["records"] >= accepted_total,
         300,
         "the sink re-read votes.accepted",
     )

@@ -1,9 +1,8 @@
-"""Bucket partials, their idempotence under replay, and the window metrics summed from them."""
+"""Bucket minutes and keys, and the window metrics summed from buckets."""
 
 from __future__ import annotations
 
 import math
-import uuid
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,47 +13,44 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.tables.comfort_buckets import (
-    add_vote,
-    bucket_key,
+    BucketSums,
+    WindowStats,
     bucket_minute,
-    split_bucket_key,
-    summarize,
     wilson_interval,
     window_minutes,
     zone_key,
-    zone_windows,
 )
+from streams.tables.vote_state import BucketUpdate
 
 Z = 1.959963984540054
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AS_OF = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
 # 2026-03-10T12:00Z as whole minutes since the epoch, worked out without the module.
 AS_OF_MINUTE = (AS_OF - EPOCH) // timedelta(minutes=1)
-UUID_A = "0c3f5a8e-1b2d-4e6f-8a9b-0c1d2e3f4a5b"
 
 
 def vote(
-    vote_uuid: str | uuid.UUID = UUID_A,
     value: int = 0,
     user: str = "u1",
     preference: str | None = None,
     remote: bool | None = None,
 ) -> dict[str, Any]:
-    return {
-        "voteUuid": vote_uuid,
-        "value": value,
-        "userRef": user,
-        "preference": preference,
-        "remote": remote,
-    }
+    return {"value": value, "userRef": user, "preference": preference, "remote": remote}
 
 
 def bucket_of(*votes: Mapping[str, Any]) -> dict[str, Any]:
-    bucket: dict[str, Any] | None = None
-    for v in votes:
-        bucket = add_vote(bucket, v) or bucket
-    assert bucket is not None
-    return bucket
+    """A bucket as the vote stage builds it."""
+    update = BucketUpdate.start(None, expires_at=0)
+    for offset, v in enumerate(votes):
+        update.add(offset, v)
+    return update.value
+
+
+def stats_of(kind: str, *buckets: Mapping[str, Any]) -> WindowStats:
+    sums = BucketSums()
+    for bucket in buckets:
+        sums.add(bucket)
+    return sums.stats(kind, unique_voters=len({u for b in buckets for u in b["u"]}))
 
 
 def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
@@ -67,15 +63,8 @@ def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
 # -- keys and minutes -----------------------------------------------------------
 
 
-def test_zone_and_bucket_keys() -> None:
-    zone = zone_key("acme", "hq", "3F-East")
-    assert zone == "acme|hq|3F-East"
-    assert bucket_key(zone, "thermal", 29_549_520) == "acme|hq|3F-East|thermal|29549520"
-    assert split_bucket_key("acme|hq|3F-East|thermal|29549520") == (
-        "acme|hq|3F-East",
-        "thermal",
-        29_549_520,
-    )
+def test_zone_key() -> None:
+    assert zone_key("acme", "hq", "3F-East") == "acme|hq|3F-East"
 
 
 def test_as_of_minute_is_what_the_tests_think_it_is() -> None:
@@ -113,59 +102,6 @@ def test_clamping_compares_instants_not_wall_clocks() -> None:
     ) == (AS_OF_MINUTE - 59)
 
 
-# -- add_vote -------------------------------------------------------------------
-
-
-def test_first_vote_builds_a_bucket() -> None:
-    assert add_vote(None, vote(value=-2, user="u9", preference="warmer", remote=True)) == {
-        "v": {"-2": 1},
-        "p": {"warmer": 1},
-        "u": ["u9"],
-        "ids": [UUID_A],
-        "r": 1,
-    }
-
-
-def test_votes_accumulate() -> None:
-    b = bucket_of(
-        vote("11111111-1111-4111-8111-111111111111", value=1, user="a"),
-        vote("22222222-2222-4222-8222-222222222222", value=1, user="b", remote=False),
-        vote("33333333-3333-4333-8333-333333333333", value=-3, user="a", preference="warmer"),
-    )
-    assert b["v"] == {"1": 2, "-3": 1}
-    assert b["p"] == {"warmer": 1}
-    assert b["u"] == ["a", "b"]
-    assert b["r"] == 0
-    assert len(b["ids"]) == 3
-
-
-def test_the_same_vote_twice_is_none_the_second_time() -> None:
-    first = add_vote(None, vote(UUID_A, value=2))
-    assert first is not None
-    assert add_vote(first, vote(UUID_A, value=2)) is None
-
-
-def test_a_str_id_then_its_uuid_replay_is_recognised() -> None:
-    first = add_vote(None, vote(UUID_A, value=2))
-    assert first is not None
-    assert add_vote(first, vote(uuid.UUID(UUID_A), value=2)) is None
-
-
-def test_a_uuid_id_then_its_str_replay_is_recognised() -> None:
-    first = add_vote(None, vote(uuid.UUID(UUID_A), value=2))
-    assert first is not None
-    assert first["ids"] == [UUID_A]
-    assert add_vote(first, vote(UUID_A, value=2)) is None
-
-
-def test_add_vote_does_not_modify_the_stored_bucket() -> None:
-    stored = add_vote(None, vote("11111111-1111-4111-8111-111111111111", value=1, user="a"))
-    assert stored is not None
-    snapshot = {k: (v.copy() if isinstance(v, dict | list) else v) for k, v in stored.items()}
-    add_vote(stored, vote(UUID_A, value=1, user="b", preference="cooler", remote=True))
-    assert stored == snapshot
-
-
 # -- Wilson interval ------------------------------------------------------------
 
 
@@ -197,11 +133,11 @@ def test_wilson_with_all_successes_ends_at_one() -> None:
     assert high <= 1.0
 
 
-# -- summarize ------------------------------------------------------------------
+# -- window stats ---------------------------------------------------------------
 
 
-def test_summary_of_nothing() -> None:
-    stats = summarize("thermal", [])
+def test_stats_of_nothing() -> None:
+    stats = BucketSums().stats("thermal", unique_voters=0)
     assert stats.n == 0
     assert stats.mean is None
     assert stats.distribution == {}
@@ -212,16 +148,15 @@ def test_summary_of_nothing() -> None:
     assert stats.remote_share is None
 
 
-def test_thermal_summary() -> None:
-    ids = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(5)]
+def test_thermal_stats() -> None:
     b = bucket_of(
-        vote(ids[0], value=-3, user="a", preference="warmer", remote=True),
-        vote(ids[1], value=-1, user="b", preference="warmer"),
-        vote(ids[2], value=0, user="c", preference="no_change", remote=False),
-        vote(ids[3], value=2, user="a", preference="cooler"),
-        vote(ids[4], value=2, user="d"),
+        vote(value=-3, user="a", preference="warmer", remote=True),
+        vote(value=-1, user="b", preference="warmer"),
+        vote(value=0, user="c", preference="no_change", remote=False),
+        vote(value=2, user="a", preference="cooler"),
+        vote(value=2, user="d"),
     )
-    stats = summarize("thermal", [b])
+    stats = stats_of("thermal", b)
     assert stats.n == 5
     assert stats.mean == pytest.approx(0.0)  # (-3 - 1 + 0 + 2 + 2) / 5
     assert stats.distribution == {-3: 1, -1: 1, 0: 1, 2: 2}
@@ -241,7 +176,7 @@ def test_thermal_summary() -> None:
 def test_thermal_dissatisfaction_is_two_or_more_from_neutral(
     value: int, dissatisfied: bool
 ) -> None:
-    stats = summarize("thermal", [bucket_of(vote(value=value))])
+    stats = stats_of("thermal", bucket_of(vote(value=value)))
     assert stats.pct_dissatisfied == (100.0 if dissatisfied else 0.0)
 
 
@@ -252,48 +187,45 @@ def test_thermal_dissatisfaction_is_two_or_more_from_neutral(
 def test_other_kinds_are_dissatisfied_at_two_or_below(
     kind: str, value: int, dissatisfied: bool
 ) -> None:
-    stats = summarize(kind, [bucket_of(vote(value=value))])
+    stats = stats_of(kind, bucket_of(vote(value=value)))
     assert stats.pct_dissatisfied == (100.0 if dissatisfied else 0.0)
 
 
-def test_air_summary_mean_and_ci() -> None:
-    ids = [f"00000000-0000-4000-8000-00000000001{i}" for i in range(4)]
-    b = bucket_of(*(vote(i, value=v, user=i) for i, v in zip(ids, [1, 4, 5, 5], strict=True)))
-    stats = summarize("air", [b])
+def test_air_stats_mean_and_ci() -> None:
+    b = bucket_of(*(vote(value=v, user=f"u{i}") for i, v in enumerate([1, 4, 5, 5])))
+    stats = stats_of("air", b)
     assert stats.mean == pytest.approx(3.75)
     assert stats.pct_dissatisfied == pytest.approx(25.0)
     low, high = wilson_by_hand(1, 4)
     assert stats.dissatisfied_ci95 == pytest.approx((100 * low, 100 * high))
 
 
-def test_unique_voters_are_counted_across_buckets() -> None:
-    ids = [f"00000000-0000-4000-8000-00000000002{i}" for i in range(4)]
-    minute_1 = bucket_of(vote(ids[0], user="a"), vote(ids[1], user="b"))
-    minute_2 = bucket_of(vote(ids[2], user="b"), vote(ids[3], user="c"))
-    stats = summarize("thermal", [minute_1, minute_2])
-    assert stats.n == 4
-    assert stats.unique_voters == 3
+def test_sums_add_across_buckets() -> None:
+    minute_1 = bucket_of(vote(value=1, user="a"), vote(value=-2, user="b", preference="warmer"))
+    minute_2 = bucket_of(vote(value=1, user="b", remote=True), vote(value=3, user="c"))
+    sums = BucketSums()
+    sums.add(minute_1)
+    sums.add(minute_2)
+    assert sums == BucketSums({1: 2, -2: 1, 3: 1}, {"warmer": 1}, 1)
 
 
 def test_remote_share_counts_only_true() -> None:
-    ids = [f"00000000-0000-4000-8000-00000000003{i}" for i in range(4)]
     b = bucket_of(
-        vote(ids[0], remote=True),
-        vote(ids[1], remote=None),
-        vote(ids[2], remote=False),
-        vote(ids[3], remote=True),
+        vote(remote=True, user="a"),
+        vote(remote=None, user="b"),
+        vote(remote=False, user="c"),
+        vote(remote=True, user="d"),
     )
-    assert summarize("thermal", [b]).remote_share == pytest.approx(0.5)
+    assert stats_of("thermal", b).remote_share == pytest.approx(0.5)
 
 
-def test_summary_json_shape() -> None:
-    ids = [f"00000000-0000-4000-8000-00000000004{i}" for i in range(2)]
+def test_stats_json_shape() -> None:
     b = bucket_of(
-        vote(ids[0], value=3, user="a", preference="cooler"),
-        vote(ids[1], value=-1, user="b", remote=True),
+        vote(value=3, user="a", preference="cooler"),
+        vote(value=-1, user="b", remote=True),
     )
     low, high = wilson_by_hand(1, 2)
-    out = summarize("thermal", [b]).to_json()
+    out = stats_of("thermal", b).to_json()
     assert out == {
         "n": 2,
         "mean": pytest.approx(1.0),
@@ -305,6 +237,26 @@ def test_summary_json_shape() -> None:
         "remoteShare": pytest.approx(0.5),
     }
     assert list(out["distribution"]) == ["-1", "3"]
+
+
+def test_subtracting_a_bucket_undoes_adding_it_but_keeps_its_keys() -> None:
+    first = bucket_of(vote(value=1, user="a", preference="warmer", remote=True))
+    second = bucket_of(vote(value=2, user="b"))
+    sums = BucketSums()
+    sums.add(first)
+    sums.add(second)
+    sums.subtract(second)
+    assert sums == BucketSums({1: 1, 2: 0}, {"warmer": 1}, 1)
+
+
+def test_a_copy_and_the_stats_do_not_follow_later_changes() -> None:
+    sums = BucketSums()
+    sums.add(bucket_of(vote(value=1, preference="warmer")))
+    copy = sums.copy()
+    stats = sums.stats("thermal", unique_voters=1)
+    sums.add(bucket_of(vote(value=2, preference="warmer")))
+    assert copy == BucketSums({1: 1}, {"warmer": 1}, 0)
+    assert (stats.distribution, stats.preferences) == ({1: 1}, {"warmer": 1})
 
 
 # -- windows --------------------------------------------------------------------
@@ -326,133 +278,28 @@ def test_window_edges(length: int) -> None:
     assert minutes[-1] == m
 
 
-def spread_buckets() -> dict[int, dict[str, Any]]:
-    """One thermal vote a minute for the 70 minutes up to AS_OF, plus one a minute ahead.
-
-    A vote `age` minutes old has value (age % 7) - 3, voter `u{age % 20}`, and is
-    remote when age is a multiple of 3.
-    """
-    buckets: dict[int, dict[str, Any]] = {}
-    for age in range(-1, 70):
-        b = add_vote(
-            None,
-            vote(
-                str(uuid.UUID(int=age + 1000)),
-                value=(age % 7) - 3,
-                user=f"u{age % 20}",
-                remote=age % 3 == 0,
-            ),
-        )
-        assert b is not None
-        buckets[AS_OF_MINUTE - age] = b
-    return buckets
-
-
-def test_zone_windows_at_a_fixed_as_of_minute() -> None:
-    windows = zone_windows("thermal", spread_buckets(), AS_OF_MINUTE)
-    assert set(windows) == {"5m", "15m", "60m"}
-
-    five = windows["5m"]
-    # Ages 0..4 → values -3, -2, -1, 0, 1.
-    assert five["n"] == 5
-    assert five["mean"] == pytest.approx(-1.0)
-    assert five["distribution"] == {"-3": 1, "-2": 1, "-1": 1, "0": 1, "1": 1}
-    assert five["pctDissatisfied"] == pytest.approx(40.0)
-    assert five["uniqueVoters"] == 5
-    assert five["remoteShare"] == pytest.approx(2 / 5)  # ages 0 and 3
-
-    fifteen = windows["15m"]
-    # Ages 0..14: two full cycles of -3..3 plus age 14 → -3.
-    assert fifteen["n"] == 15
-    assert fifteen["mean"] == pytest.approx(-3 / 15)
-    assert fifteen["distribution"] == {"-3": 3, "-2": 2, "-1": 2, "0": 2, "1": 2, "2": 2, "3": 2}
-    assert fifteen["pctDissatisfied"] == pytest.approx(100 * 9 / 15)
-    low, high = wilson_by_hand(9, 15)
-    assert fifteen["dissatisfiedCi95"] == [pytest.approx(100 * low), pytest.approx(100 * high)]
-    assert fifteen["uniqueVoters"] == 15
-    assert fifteen["remoteShare"] == pytest.approx(5 / 15)  # ages 0, 3, 6, 9, 12
-
-    sixty = windows["60m"]
-    # Ages 0..59: eight full cycles plus ages 56..59 → -3, -2, -1, 0. Ages 60..69
-    # and the bucket a minute ahead are outside.
-    assert sixty["n"] == 60
-    assert sixty["mean"] == pytest.approx(-6 / 60)
-    assert sixty["distribution"] == {"-3": 9, "-2": 9, "-1": 9, "0": 9, "1": 8, "2": 8, "3": 8}
-    assert sixty["pctDissatisfied"] == pytest.approx(100 * 34 / 60)
-    low, high = wilson_by_hand(34, 60)
-    assert sixty["dissatisfiedCi95"] == [pytest.approx(100 * low), pytest.approx(100 * high)]
-    assert sixty["uniqueVoters"] == 20
-    assert sixty["remoteShare"] == pytest.approx(20 / 60)
-
-
-def test_windows_slide_with_the_as_of_minute() -> None:
-    buckets = {AS_OF_MINUTE - 10: bucket_of(vote(value=3))}
-    at_plus_0 = zone_windows("thermal", buckets, AS_OF_MINUTE)
-    assert (at_plus_0["5m"]["n"], at_plus_0["15m"]["n"], at_plus_0["60m"]["n"]) == (0, 1, 1)
-    # Minute M-10 is the oldest minute of the 15-minute window ending at M+4 ...
-    at_plus_4 = zone_windows("thermal", buckets, AS_OF_MINUTE + 4)
-    assert at_plus_4["15m"]["n"] == 1
-    # ... and has left it a minute later.
-    at_plus_5 = zone_windows("thermal", buckets, AS_OF_MINUTE + 5)
-    assert (at_plus_5["15m"]["n"], at_plus_5["60m"]["n"]) == (0, 1)
-    at_plus_50 = zone_windows("thermal", buckets, AS_OF_MINUTE + 50)
-    assert at_plus_50["60m"]["n"] == 0
-    assert at_plus_50["60m"]["mean"] is None
-    assert at_plus_50["60m"]["dissatisfiedCi95"] is None
-
-
 # -- properties -----------------------------------------------------------------
 
 PREFERENCES = st.sampled_from([None, "warmer", "no_change", "cooler"])
 SCALES = {"thermal": (-3, 3), "air": (1, 5)}
-Delivery = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 @st.composite
-def with_replays(draw: st.DrawFn, kind: str = "thermal") -> Delivery:
-    """Distinct votes, and a delivery of them with replays (ids as str or as uuid.UUID)."""
+def some_votes(draw: st.DrawFn, kind: str) -> list[dict[str, Any]]:
     low, high = SCALES[kind]
-    ids = draw(st.lists(st.uuids(), min_size=1, max_size=12, unique=True))
-    unique = [
-        vote(
-            str(i),
-            value=draw(st.integers(low, high)),
-            user=draw(st.sampled_from(["a", "b", "c", "d"])),
-            preference=draw(PREFERENCES) if kind == "thermal" else None,
-            remote=draw(st.sampled_from([None, False, True])),
+    return draw(
+        st.lists(
+            st.builds(
+                vote,
+                value=st.integers(low, high),
+                user=st.sampled_from(["a", "b", "c", "d"]),
+                preference=PREFERENCES if kind == "thermal" else st.none(),
+                remote=st.sampled_from([None, False, True]),
+            ),
+            min_size=1,
+            max_size=12,
         )
-        for i in ids
-    ]
-    picks = draw(st.lists(st.integers(0, len(unique) - 1), min_size=1, max_size=40))
-    picks += range(len(unique))  # every vote is delivered at least once
-    delivered = []
-    for i in picks:
-        v = dict(unique[i])
-        if draw(st.booleans()):
-            v["voteUuid"] = uuid.UUID(v["voteUuid"])
-        delivered.append(v)
-    return unique, delivered
-
-
-@settings(max_examples=200, deadline=None)
-@given(with_replays())
-def test_replays_leave_the_bucket_as_if_each_vote_came_once(case: Delivery) -> None:
-    _, delivered = case
-    bucket: dict[str, Any] | None = None
-    seen: list[str] = []
-    for v in delivered:
-        updated = add_vote(bucket, v)
-        vote_id = str(v["voteUuid"])
-        assert (updated is None) == (vote_id in seen)
-        if updated is not None:
-            bucket = updated
-            seen.append(vote_id)
-
-    once: dict[str, Any] | None = None
-    first_occurrence = {str(v["voteUuid"]): v for v in reversed(delivered)}
-    for vote_id in seen:
-        once = add_vote(once, first_occurrence[vote_id])
-    assert bucket == once
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -461,21 +308,17 @@ def test_replays_leave_the_bucket_as_if_each_vote_came_once(case: Delivery) -> N
     kind=st.sampled_from(["thermal", "air"]),
     minutes=st.lists(st.integers(0, 4), min_size=12, max_size=12),
 )
-def test_summary_over_buckets_equals_direct_computation(
+def test_stats_over_buckets_equal_direct_computation(
     data: st.DataObject, kind: str, minutes: list[int]
 ) -> None:
-    unique, delivered = data.draw(with_replays(kind))
-    # Spread the votes over up to five minute buckets; replays land where the original did.
-    minute_of = {v["voteUuid"]: minutes[i] for i, v in enumerate(unique)}
-    buckets: dict[int, dict[str, Any]] = {}
-    for v in delivered:
-        m = minute_of[str(v["voteUuid"])]
-        updated = add_vote(buckets.get(m), v)
-        if updated is not None:
-            buckets[m] = updated
-    stats = summarize(kind, buckets.values())
+    votes = data.draw(some_votes(kind))
+    # Spread the votes over up to five minute buckets.
+    by_minute: dict[int, list[dict[str, Any]]] = {}
+    for i, v in enumerate(votes):
+        by_minute.setdefault(minutes[i], []).append(v)
+    stats = stats_of(kind, *(bucket_of(*vs) for vs in by_minute.values()))
 
-    values = [v["value"] for v in unique]
+    values = [v["value"] for v in votes]
     n = len(values)
     unhappy = sum(1 for x in values if (abs(x) >= 2 if kind == "thermal" else x <= 2))
     assert stats.n == n
@@ -485,7 +328,6 @@ def test_summary_over_buckets_equals_direct_computation(
     low, high = wilson_by_hand(unhappy, n)
     assert stats.dissatisfied_ci95 == pytest.approx((100 * low, 100 * high), abs=1e-9)
     assert stats.preferences == dict(
-        Counter(v["preference"] for v in unique if v["preference"] is not None)
+        Counter(v["preference"] for v in votes if v["preference"] is not None)
     )
-    assert stats.unique_voters == len({v["userRef"] for v in unique})
-    assert stats.remote_share == pytest.approx(sum(v["remote"] is True for v in unique) / n)
+    assert stats.remote_share == pytest.approx(sum(v["remote"] is True for v in votes) / n)

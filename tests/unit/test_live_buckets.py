@@ -164,6 +164,19 @@ def test_dropping_a_partition_forgets_its_zones_and_their_due_publishes() -> Non
     assert zones(live.due(M + 1, 10)) == [ZONE_A]
 
 
+def test_dropping_a_partition_forgets_the_window_sums_of_its_zones() -> None:
+    live = LiveBuckets()
+    for partition, zone in ((0, ZONE_A), (1, ZONE_B), (1, ZONE_C)):
+        live.put(partition, zone, "thermal", M - 3, b(1))
+        live.put(partition, zone, "thermal", M, b(2))
+    for zone, kinds in live.due(M, 10):
+        for kind, buckets in kinds.items():
+            live.windows.of(zone, kind, buckets, M)
+    assert set(live.windows.pasts) == {ZONE_A, ZONE_B, ZONE_C}
+    live.drop_partition(1)
+    assert set(live.windows.pasts) == {ZONE_A}
+
+
 def test_dropping_a_partition_not_held_changes_nothing() -> None:
     live = LiveBuckets()
     live.put(0, ZONE_A, "thermal", M, b(1))
