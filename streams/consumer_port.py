@@ -53,4 +53,8 @@ class FaustConsumer:
         return int((await self._app.consumer.highwaters(tp)).get(tp, 0))
 
     async def seek(self, partition: int, offset: int) -> None:
-        await self._app.consumer.seek(TP(self._topic, partition), offset)
+        # `seek_wait` runs the seek on the consumer's own thread. faust's `seek`
+        # changes the position from this thread while that one consumes and
+        # advances it, and under load the seek was lost (the same gap sought
+        # again and again, 170k records re-read at a worker start).
+        await self._app.consumer.seek_wait({TP(self._topic, partition): offset})

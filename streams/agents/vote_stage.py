@@ -130,7 +130,9 @@ class VoteStage:
           resumed at the stage's progress. One that stays quiet is checked
           against its log end after the patience, since faust may have
           committed past records it skipped and nothing new would show it.
-        - A gap a batch found, or a stretch far below the progress, is sought.
+        - A gap a batch found is sought back. Records below the progress are
+          skipped one by one, never jumped: faust commits only offsets it
+          acked in an unbroken run, so a jump would stop its commits for good.
         - A seek whose target never came (the partition went quiet) is repeated.
 
         Each call to the consumer has a timeout: during a rebalance it may not
@@ -251,10 +253,6 @@ class VoteStage:
                     offset,
                 )
                 self.stats.counts["gaps_repaired"] += 1
-                _owe_seek(cursor)
-            elif verdict is Admit.SKIP and cursor.far_behind(offset):
-                # Replayed from far back (an offset reset, a lagging commit): jump.
-                self.stats.counts["forward_seeks"] += 1
                 _owe_seek(cursor)
             self.stats.counts[f"skipped_{verdict.value}"] += 1
         if not admitted:

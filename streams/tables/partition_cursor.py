@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 SEEK_PATIENCE_S = 5.0
-# Records this far below the expected offset are cheaper to seek over than to
-# skip one by one (faust's per-record cost is most of a skip).
-FAR_BEHIND = 5_000
 
 
 class Admit(StrEnum):
@@ -80,15 +77,6 @@ class PartitionCursor:
     def quiet_overdue(self, now: float) -> bool:
         """Assigned a while ago and the expected offset never came: check the log end."""
         return self.quiet_deadline is not None and now >= self.quiet_deadline
-
-    def far_behind(self, offset: int) -> bool:
-        """A skipped record so far back that seeking forward beats skipping the rest."""
-        return (
-            not self.seeking
-            and not self.seek_needed
-            and self.expected is not None
-            and self.expected - offset > FAR_BEHIND
-        )
 
     def overdue(self, now: float) -> bool:
         """Still waiting for a sought offset past the patience: the caller seeks again.

@@ -88,6 +88,16 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """A consumer group's committed offset per partition (-1001 where it has none)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    try:
+        partitions = [TopicPartition(topic, p) for p in end_offsets(settings, topic)]
+        return {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
+    finally:
+        consumer.close()
+
+
 def read_new_records(
     settings: Settings,
     topic: str,

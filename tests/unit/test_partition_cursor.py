@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.tables.partition_cursor import FAR_BEHIND, SEEK_PATIENCE_S, Admit, PartitionCursor
+from streams.tables.partition_cursor import SEEK_PATIENCE_S, Admit, PartitionCursor
 
 
 def test_no_progress_processes_whatever_comes_first() -> None:
@@ -455,15 +455,3 @@ def test_a_gap_right_after_assignment_is_a_gap() -> None:
     assert cursor.admit(12, now=100.0) is Admit.GAP
     cursor.seek_started(10, now=100.0)
     assert not cursor.quiet_overdue(1e9)
-
-
-def test_only_records_far_below_the_progress_call_for_a_forward_seek() -> None:
-    cursor = PartitionCursor(expected=FAR_BEHIND + 100)
-    assert not cursor.far_behind(100)
-    assert cursor.far_behind(99)
-    cursor.seek_needed = True
-    assert not cursor.far_behind(0)  # already owed one
-    cursor.seek_needed = False
-    cursor.seek_started(FAR_BEHIND + 100, now=0.0)
-    assert not cursor.far_behind(0)  # records fetched before the seek took effect
-    assert not PartitionCursor(expected=None).far_behind(0)
