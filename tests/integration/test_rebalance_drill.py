@@ -102,9 +102,11 @@ def test_kill_wipe_join_and_scale_while_votes_flow(tenant: Tenant) -> None:
             # faust's own commits are not stuck behind anything the stage skipped or
             # repaired: a restart resumes at the end, not far back.
             wait_for(
-                lambda: committed_offsets(settings, WORKER_APP_ID, VOTES_RAW.name)
-                == end_offsets(settings, VOTES_RAW.name)
-                or None,
+                lambda: (
+                    committed_offsets(settings, WORKER_APP_ID, VOTES_RAW.name)
+                    == end_offsets(settings, VOTES_RAW.name)
+                    or None
+                ),
                 60,
                 "the workers' committed offsets to reach the log end",
             )
