@@ -131,7 +131,8 @@ def plan_batch(
     bucket_keys = list(by_bucket)
     for key, raw in zip(bucket_keys, stored(bucket_keys), strict=True):
         minute = int(key.rsplit(b"|", 1)[1])
-        update = BucketUpdate.start(decode(raw), bucket_expiry(minute, horizons.live_bucket_ttl_s))
+        # Decoded just now, so the update may change it in place.
+        update = BucketUpdate.take(decode(raw), bucket_expiry(minute, horizons.live_bucket_ttl_s))
         for offset, vote in by_bucket[key]:
             update.add(offset, vote)
         plan.counts["bucket_applied"] += update.applied

@@ -102,6 +102,13 @@ class BucketUpdate:
             value = {k: (v.copy() if isinstance(v, dict | list) else v) for k, v in stored.items()}
         return cls(value=value, voters=set(value["u"]))
 
+    @classmethod
+    def take(cls, fresh: dict[str, Any] | None, expires_at: int) -> BucketUpdate:
+        """Like `start`, over a bucket nobody else holds (just decoded): no copy."""
+        if fresh is None:
+            return cls.start(None, expires_at)
+        return cls(value=fresh, voters=set(fresh["u"]))
+
     def add(self, offset: int, vote: Mapping[str, Any]) -> bool:
         """Apply a vote read at `offset`; False if the bucket already holds it."""
         bucket = self.value

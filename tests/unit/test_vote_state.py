@@ -323,3 +323,14 @@ def test_only_expired_dedup_and_bucket_keys_are_ever_returned(
         if prefix in ("d|", "b|") and has_x and x <= now
     ]
     assert expired_keys(rows, float(now)) == expected
+
+
+def test_taking_a_fresh_bucket_updates_it_in_place_and_counts_the_same() -> None:
+    raw = orjson.dumps({"v": {"0": 3}, "p": {}, "u": ["u" * 16], "uo": 0, "r": 0, "h": 10, "x": 9})
+    fresh, copy = decode(raw), decode(raw)
+    taken, started = BucketUpdate.take(fresh, 1), BucketUpdate.start(copy, 1)
+    for update in (taken, started):
+        update.add(11, vote(value=0, user="w" * 64, preference="warmer", remote=True))
+    assert taken.value is fresh
+    assert taken.value == started.value
+    assert BucketUpdate.take(None, 5).value == BucketUpdate.start(None, 5).value
