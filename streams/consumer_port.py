@@ -21,6 +21,9 @@ class ConsumerPort(Protocol):
     def held(self) -> set[int]:
         """The partitions of the input topic this worker holds now."""
 
+    def rebalancing(self) -> bool:
+        """The group is reassigning partitions."""
+
     def generation(self) -> int: ...
 
     async def log_start(self, partition: int) -> int: ...
@@ -37,6 +40,9 @@ class FaustConsumer:
 
     def ready(self) -> bool:
         return is_ready(self._app)
+
+    def rebalancing(self) -> bool:
+        return bool(self._app.rebalancing)
 
     def held(self) -> set[int]:
         return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == self._topic}

@@ -54,6 +54,9 @@ BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.1
 REGISTRY_TIMEOUT_S = 5.0
 CONSUMER_CALL_TIMEOUT_S = 10.0
+# How long a batch that came during recovery may wait for it to end.
+READY_WAIT_S = 30.0
+READY_POLL_S = 0.05
 
 
 @dataclass
@@ -192,11 +195,10 @@ class VoteStage:
     # --- the batch --------------------------------------------------------
 
     async def handle(self, events: Sequence[Any]) -> None:
-        if not self.consumer.ready():
-            # Never read state that faust has not finished restoring, and never wait
-            # for it here either: a rebalance waits for this batch to end. These
-            # records are read again: after recovery the keeper seeks every
-            # partition back to its own progress (keep_partitions).
+        if not await self._until_ready():
+            # Never read state that faust has not finished restoring. These records
+            # are read again: the next records of each partition show the gap, and
+            # the keeper seeks it back (keep_partitions).
             self.stats.counts["deferred_not_ready"] += len(events)
             return
         held = self.consumer.held()
@@ -227,6 +229,25 @@ class VoteStage:
         self._pending_progress.append(progress)
         while len(self._pending_progress) > 1:
             await self._pending_progress.pop(0).confirm()
+
+    async def _until_ready(self) -> bool:
+        """Hold a batch that came while faust still recovers; False to defer it.
+
+        faust resumes the stream a moment before its recovery ends. Dropping
+        those records left a gap in every partition, and seeking all of them
+        back under load cost a start up to 200k re-read records. A rebalance is
+        different: faust waits for the batch in hand before it reassigns, so a
+        batch is never held then.
+        """
+        if self.consumer.ready():
+            return True
+        deadline = time.monotonic() + READY_WAIT_S
+        while not self.consumer.ready():
+            if self.consumer.rebalancing() or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(READY_POLL_S)
+        self.stats.counts["held_for_recovery"] += 1
+        return True
 
     async def _stage_partition(
         self, deliveries: DeliveryBatch, partition: int, events: list[Any]

@@ -123,6 +123,8 @@ def test_kill_wipe_join_and_scale_while_votes_flow(tenant: Tenant) -> None:
         f"partitions moved: {len(moved)}; on the surviving workers: replayed "
         f"{summed(stats, 'replay')}, bucket re-applications absorbed "
         f"{summed(stats, 'bucket_already')}, records skipped by progress "
-        f"{summed(stats, 'skipped_skip')}, gaps repaired {summed(stats, 'gaps_repaired')}"
+        f"{summed(stats, 'skipped_skip')}, gaps repaired {summed(stats, 'gaps_repaired')}, "
+        f"batches held for recovery {summed(stats, 'held_for_recovery')}, records deferred "
+        f"{summed(stats, 'deferred_not_ready')}"
     )
     assert moved, "no partition changed hands: the drill proved nothing"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,9 +85,14 @@ class OneWorkerConsumer:
     def __init__(self) -> None:
         self.seeks: list[tuple[int, int]] = []
         self.end = 1_000_000
+        self.ready_after = 0.0  # a monotonic time; 0: ready from the start
+        self.reassigning = False
 
     def ready(self) -> bool:
-        return True
+        return self.ready_after <= 0 or time.monotonic() >= self.ready_after
+
+    def rebalancing(self) -> bool:
+        return self.reassigning
 
     def held(self) -> set[int]:
         return {0}
@@ -171,9 +177,12 @@ def _stage(
 
 
 async def _run(
-    tmp_path: Path, databases: dict[int, Any], records: list[tuple[bytes, bytes]]
+    tmp_path: Path,
+    databases: dict[int, Any],
+    records: list[tuple[bytes, bytes]],
+    consumer: OneWorkerConsumer | None = None,
 ) -> tuple[RecordingProducer, OneWorkerConsumer, VoteStage]:
-    consumer = OneWorkerConsumer()
+    consumer = consumer or OneWorkerConsumer()
     producer, stage = _stage(tmp_path, databases, consumer)
     agent = stage.install(raw_topic(stage.app, VOTES_RAW))
     # The keeper's first tick: the partition is taken on, at its progress (or log start).
@@ -272,3 +281,37 @@ async def test_a_quiet_partition_is_sought_only_if_records_past_its_progress_exi
     await stage.keep_partitions()
     assert consumer.seeks == seeks  # checked once per assignment
     stage.app.consumer._thread.loop.close()  # type: ignore[attr-defined]
+
+
+async def test_a_batch_that_comes_during_recovery_waits_for_it_instead_of_leaving_a_gap(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    codec, writers = _codec()
+    w = writers[VOTES_RAW.name]
+    records = [(ZONE.encode(), codec.encode(w, raw(uuid_of(n), 1))) for n in range(3)]
+    consumer = OneWorkerConsumer()
+    consumer.ready_after = time.monotonic() + 0.3  # faust still restoring the state
+
+    producer, consumer, stage = await _run(tmp_path, databases, records, consumer)
+
+    assert len(producer.topic("votes.accepted")) == 3
+    assert stage.stats.counts["deferred_not_ready"] == 0
+    assert stage.stats.counts["held_for_recovery"] >= 1
+    assert consumer.seeks == []
+
+
+async def test_a_batch_that_comes_during_a_rebalance_is_deferred_at_once(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    codec, writers = _codec()
+    w = writers[VOTES_RAW.name]
+    records = [(ZONE.encode(), codec.encode(w, raw(uuid_of(n), 1))) for n in range(3)]
+    consumer = OneWorkerConsumer()
+    consumer.ready_after = time.monotonic() + 3600
+    consumer.reassigning = True
+
+    producer, consumer, stage = await _run(tmp_path, databases, records, consumer)
+
+    assert producer.topic("votes.accepted") == []
+    assert stage.stats.counts["deferred_not_ready"] == 3
+    assert stage.state.get(0, progress_key(0)) is None
