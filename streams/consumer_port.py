@@ -22,7 +22,7 @@ class ConsumerPort(Protocol):
         """The partitions of the input topic this worker holds now."""
 
     def rebalancing(self) -> bool:
-        """The group is reassigning partitions."""
+        """A rebalance has stopped the flow, and faust waits for the batch in hand."""
 
     def generation(self) -> int: ...
 
@@ -42,7 +42,9 @@ class FaustConsumer:
         return is_ready(self._app)
 
     def rebalancing(self) -> bool:
-        return bool(self._app.rebalancing)
+        # faust ends a rebalance by resuming the flow and only then clearing
+        # `rebalancing`; batches in that window are safe (and worth) holding.
+        return bool(self._app.rebalancing) and not self._app.consumer.flow_active
 
     def held(self) -> set[int]:
         return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == self._topic}

@@ -29,6 +29,7 @@ from streams.clock import clock_from_env
 from streams.consumer_patch import never_drop_records_of
 from streams.consumer_port import FaustConsumer
 from streams.dlq import DeadLetters
+from streams.gc_meter import GcMeter, tune_collector
 from streams.partition_state import PartitionState
 from streams.tables.live_buckets import LiveBuckets
 from streams.tables.vote_batch import Horizons
@@ -77,6 +78,7 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     never_drop_records_of(app, VOTES_RAW.name)
     publisher = LivePublisher(stage, connect(settings.redis_url))
     sweeper = StateSweeper(stage)
+    gc_meter = GcMeter().install()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_kwargs: Any) -> None:
@@ -109,6 +111,7 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
                     **stage.stats.counts,
                     **{f"dlq_{code}": n for code, n in stage.dead_letters.counts.items()},
                     **{f"expired_{kind}": n for kind, n in sweeper.counts.items()},
+                    **gc_meter.stats(),
                     "published": publisher.published,
                     "partitions": sorted(stage.cursors),
                     "gaps": sum(c.gaps for c in stage.cursors.values()),
@@ -141,6 +144,7 @@ def main() -> None:
     # faust creates only the last level of its data dir.
     settings.worker_data_dir().mkdir(parents=True, exist_ok=True)
     app, _stage = build(settings)
+    tune_collector()
     worker = faust.Worker(app, loglevel="info")
     worker.execute_from_commandline()
 
