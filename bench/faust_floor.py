@@ -141,25 +141,15 @@ def bare_child(settings: Settings, args: argparse.Namespace, started: float) -> 
 def faust_child(settings: Settings, args: argparse.Namespace, started: float) -> None:
     import faust  # only the faust variants pay its import
 
+    from streams.app import stream_options
+
     codec = _codec(settings, args.schema_id) if args.child == "faust-decode" else None
     app = faust.App(
         f"bench-faust-floor-{uuid.uuid4().hex[:8]}",  # the app id is the consumer group
-        broker=f"kafka://{settings.kafka_bootstrap}",
         datadir=args.datadir,
-        # The consumer and topic settings of streams/app.py, minus its RocksDB table, its
-        # static membership and its web pages. broker_max_poll_records stays faust's
-        # default there, so it does here.
-        topic_replication_factor=settings.kafka_replication_factor,
-        topic_partitions=PARTITIONS,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=8192,
-        key_serializer="raw",
-        value_serializer="raw",
+        # The worker's consumer and topic settings, without its RocksDB table, its
+        # static membership and its web pages.
+        **stream_options(settings),
         web_enabled=False,
     )
     topic = app.topic(

@@ -24,6 +24,24 @@ from sbp.settings import Settings
 from streams.topics import VOTE_STATE_TABLE, VOTES_ACCEPTED, VOTES_RAW, WORKER_APP_ID, TopicSpec
 
 
+def stream_options(settings: Settings) -> dict[str, Any]:
+    """The worker's consumer and topic settings; bench/faust_floor.py times faust with them."""
+    return {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "topic_replication_factor": settings.kafka_replication_factor,
+        "topic_partitions": VOTES_RAW.partitions,
+        "topic_disable_leader": True,
+        "topic_allow_declare": False,
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 3.0,
+        "broker_commit_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "stream_buffer_maxsize": 8192,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+
+
 def create_app(
     settings: Settings,
     *,
@@ -36,24 +54,13 @@ def create_app(
     app = faust.App(
         WORKER_APP_ID,
         loop=loop,
-        broker=f"kafka://{settings.kafka_bootstrap}",
         store=store,
         datadir=str(settings.worker_data_dir(instance) / "data"),
-        topic_replication_factor=settings.kafka_replication_factor,
-        topic_partitions=VOTES_RAW.partitions,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
+        **stream_options(settings),
         # Static membership, unique per instance and host (container replicas share
         # an instance number but not a hostname): a worker restarted after a crash
         # takes its old member's place without a second rebalance.
         consumer_group_instance_id=f"{WORKER_APP_ID}-{socket.gethostname()}-{instance}",
-        stream_buffer_maxsize=8192,
-        key_serializer="raw",
-        value_serializer="raw",
         web_host=settings.host,
         web_bind=settings.host,
         web_port=settings.worker_port(instance),

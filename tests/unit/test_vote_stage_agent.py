@@ -283,12 +283,17 @@ async def test_a_quiet_partition_is_sought_only_if_records_past_its_progress_exi
     stage.app.consumer._thread.loop.close()  # type: ignore[attr-defined]
 
 
+def _votes(n: int) -> list[tuple[bytes, bytes]]:
+    codec, writers = _codec()
+    return [
+        (ZONE.encode(), codec.encode(writers[VOTES_RAW.name], raw(uuid_of(i), 1))) for i in range(n)
+    ]
+
+
 async def test_a_batch_that_comes_during_recovery_waits_for_it_instead_of_leaving_a_gap(
     tmp_path: Path, databases: dict[int, Any]
 ) -> None:
-    codec, writers = _codec()
-    w = writers[VOTES_RAW.name]
-    records = [(ZONE.encode(), codec.encode(w, raw(uuid_of(n), 1))) for n in range(3)]
+    records = _votes(3)
     consumer = OneWorkerConsumer()
     consumer.ready_after = time.monotonic() + 0.3  # faust still restoring the state
 
@@ -303,9 +308,7 @@ async def test_a_batch_that_comes_during_recovery_waits_for_it_instead_of_leavin
 async def test_a_batch_that_comes_during_a_rebalance_is_deferred_at_once(
     tmp_path: Path, databases: dict[int, Any]
 ) -> None:
-    codec, writers = _codec()
-    w = writers[VOTES_RAW.name]
-    records = [(ZONE.encode(), codec.encode(w, raw(uuid_of(n), 1))) for n in range(3)]
+    records = _votes(3)
     consumer = OneWorkerConsumer()
     consumer.ready_after = time.monotonic() + 3600
     consumer.reassigning = True
