@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 FAIL_STOP_EXIT_CODE = 70
 
 
-def _fail_stop(count: int, exc: BaseException | None) -> None:
+def fail_stop(count: int, exc: BaseException | None) -> None:
     log.critical("batch of %d failed; stopping before anything else runs", count, exc_info=exc)
     os._exit(FAIL_STOP_EXIT_CODE)
 
@@ -32,7 +32,7 @@ def _fail_stop(count: int, exc: BaseException | None) -> None:
 async def complete_batch(
     body: Callable[[Sequence[Any]], Awaitable[None]],
     events: Sequence[Any],
-    stop: Callable[[int, BaseException | None], None] = _fail_stop,
+    stop: Callable[[int, BaseException | None], None] = fail_stop,
 ) -> None:
     task = asyncio.ensure_future(body(events))
     try:

@@ -25,8 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,7 +36,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from schemas.codec import AvroCodec, DecodeError, RegistryUnavailable, Writer
 from streams.batch_guard import complete_batch
-from streams.batch_producer import DeliveryBatch, DeliveryBatches
+from streams.batch_guard import fail_stop as fail_stop_process
+from streams.batch_producer import DeliveryBatch, DeliveryBatches, DeliveryFailed
 from streams.clock import Clock
 from streams.consumer_port import ConsumerPort
 from streams.dlq import DeadLetters, SourceRecord
@@ -77,6 +78,7 @@ class VoteStage:
         live: LiveBuckets,
         clock: Clock,
         horizons: Horizons,
+        fail_stop: Callable[[int, BaseException | None], None] = fail_stop_process,
     ) -> None:
         self.app = app
         self.consumer = consumer
@@ -93,6 +95,10 @@ class VoteStage:
         self._started: set[int] = set()
         self.stats = StageStats()
         self._pending_progress: list[DeliveryBatch] = []
+        # Batches whose data is produced and not yet confirmed, oldest first.
+        self._in_flight: deque[tuple[DeliveryBatch, dict[int, int]]] = deque()
+        self._settling = asyncio.Lock()
+        self._fail_stop = fail_stop
 
     # --- assignment -------------------------------------------------------
 
@@ -141,6 +147,8 @@ class VoteStage:
         Each call to the consumer has a timeout: during a rebalance it may not
         answer, and the next tick tries again.
         """
+        # Records stopped coming: the last batch's progress must not wait for the next.
+        await self.settle()
         now = time.monotonic()
         for partition in sorted(self.consumer.held()):
             if not self.state.is_open(partition):
@@ -216,19 +224,42 @@ class VoteStage:
             last = await self._stage_partition(deliveries, partition, partition_events)
             if last is not None:
                 done[partition] = last
-        offsets = await deliveries.confirm()
-        self.state.record_persisted(
-            {p: o for (topic, p), o in offsets.items() if topic == self.state.changelog_topic}
-        )
-        # Progress goes after the data it guards is durable, to the same changelog
-        # partition. Its own report is awaited with the next batch: if it is lost,
-        # the partition replays one batch more, which every step absorbs.
-        progress = self.producer.batch()
-        for partition, last in done.items():
-            self.state.write(progress, partition, {progress_key(partition): b'{"o":%d}' % last})
-        self._pending_progress.append(progress)
-        while len(self._pending_progress) > 1:
-            await self._pending_progress.pop(0).confirm()
+        # This batch's reports are awaited while the next batch is computed: the
+        # worker does not sit idle for Kafka's acks. At most one batch is in flight.
+        self._in_flight.append((deliveries, done))
+        await self.settle(keep=1)
+
+    async def settle(self, keep: int = 0) -> None:
+        """Finish in-flight batches, oldest first, until at most `keep` remain.
+
+        Finishing a batch: await every report of its data, then record each
+        partition's progress, to the same changelog partition, after the data it
+        guards. The progress records' own reports are awaited with the next
+        batch: if one is lost, the partition replays a batch more, which every
+        step absorbs. The lock keeps batches finishing in order, whoever calls
+        (a batch, or the keeper when records stop coming). A failed report stops
+        the process: no later batch may record progress past it.
+        """
+        async with self._settling:
+            while len(self._in_flight) > keep:
+                deliveries, done = self._in_flight[0]
+                try:
+                    offsets = await deliveries.confirm()
+                except DeliveryFailed as exc:
+                    self._fail_stop(len(done), exc)
+                    raise
+                self._in_flight.popleft()
+                self.state.record_persisted(
+                    {p: o for (t, p), o in offsets.items() if t == self.state.changelog_topic}
+                )
+                progress = self.producer.batch()
+                for partition, last in done.items():
+                    self.state.write(
+                        progress, partition, {progress_key(partition): b'{"o":%d}' % last}
+                    )
+                self._pending_progress.append(progress)
+                while len(self._pending_progress) > 1:
+                    await self._pending_progress.pop(0).confirm()
 
     async def _until_ready(self) -> bool:
         """Hold a batch that came while faust still recovers; False to defer it.

@@ -27,6 +27,7 @@ from schemas import catalog
 from schemas.codec import AvroCodec, Writer
 from streams.agents.vote_stage import VoteStage
 from streams.app import create_app, raw_topic
+from streams.batch_producer import DeliveryFailed
 from streams.dlq import DeadLetters
 from streams.partition_state import PartitionState
 from streams.tables.comfort_buckets import zone_key
@@ -192,6 +193,8 @@ async def _run(
             await test_agent.put(value, key=key, partition=0, wait=False)
         # Every offset put is either processed (progress) or judged: wait for progress.
         for _ in range(200):
+            # As the keeper does when records stop coming: finish the last batch.
+            await stage.settle()
             progress = stage.state.get(0, progress_key(0))
             if progress is not None and orjson.loads(progress)["o"] == len(records) - 1:
                 break
@@ -318,3 +321,43 @@ async def test_a_batch_that_comes_during_a_rebalance_is_deferred_at_once(
     assert producer.topic("votes.accepted") == []
     assert stage.stats.counts["deferred_not_ready"] == 3
     assert stage.state.get(0, progress_key(0)) is None
+
+
+class RefusedBatch(RecordingBatch):
+    async def confirm(self, timeout_s: float = 60.0) -> dict[tuple[str, int], int]:
+        raise DeliveryFailed("Broker: Not enough in-sync replicas")
+
+
+async def test_a_refused_batch_stops_the_process_before_any_progress_past_it(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    stops: list[tuple[int, BaseException | None]] = []
+    consumer = OneWorkerConsumer()
+    producer, stage = _stage(tmp_path, databases, consumer)
+    stage._fail_stop = lambda n, exc: stops.append((n, exc))
+    refused = RefusedBatch(producer.produced, producer.confirmed)
+    later = producer.batch()
+    # Two batches in flight, the older one refused by Kafka.
+    stage._in_flight.extend([(refused, {0: 10}), (later, {0: 20})])
+
+    with pytest.raises(DeliveryFailed):
+        await stage.settle()
+
+    assert len(stops) == 1 and isinstance(stops[0][1], DeliveryFailed)
+    assert stage.state.get(0, progress_key(0)) is None
+    assert producer.topic(VOTE_STATE_CHANGELOG.name, producer.produced) == []
+
+
+async def test_in_flight_batches_record_progress_in_order(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    consumer = OneWorkerConsumer()
+    producer, stage = _stage(tmp_path, databases, consumer)
+    stage._in_flight.extend([(producer.batch(), {0: 10}), (producer.batch(), {0: 20})])
+
+    await stage.settle(keep=1)
+    assert orjson.loads(stage.state.get(0, progress_key(0)) or b"{}") == {"o": 10}
+    await stage.settle()
+    assert orjson.loads(stage.state.get(0, progress_key(0)) or b"{}") == {"o": 20}
+    marks = [v for k, v, _p in producer.topic(VOTE_STATE_CHANGELOG.name, producer.produced)]
+    assert marks == [b'{"o":10}', b'{"o":20}']
