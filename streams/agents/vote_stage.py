@@ -9,14 +9,15 @@ buckets and progress together (streams/tables/vote_state.py). Per batch:
    over a gap;
 2. decode (registry lookups off the loop, with timeouts) and migrate;
 3. plan the batch (streams/tables/vote_batch.py): emits, dead letters, state;
-4. write the state (RocksDB and changelog), produce the emits and dead letters,
-   and await every delivery report at once;
-5. only then record the partition's progress, to the same changelog partition
-   after the data it guards.
+4. write the state (RocksDB and changelog), produce the emits and dead letters;
+5. await the previous batch's delivery reports (they had this batch's whole
+   computation to arrive), and only then record that batch's progress, to the
+   same changelog partition after the data it guards (`settle`).
 
 A crash anywhere replays from the durable progress, and every step is
-idempotent under that replay. The batch guard keeps faust from acking a batch
-whose body did not finish.
+idempotent under that replay. faust may ack (and commit) a batch whose reports
+are still in flight; the stage does not rely on faust's commits, and a
+restart judges every record against its own progress again.
 """
 
 from __future__ import annotations
