@@ -24,8 +24,6 @@ class ConsumerPort(Protocol):
     def rebalancing(self) -> bool:
         """A rebalance has stopped the flow, and faust waits for the batch in hand."""
 
-    def generation(self) -> int: ...
-
     async def log_start(self, partition: int) -> int: ...
 
     async def log_end(self, partition: int) -> int: ...
@@ -48,9 +46,6 @@ class FaustConsumer:
 
     def held(self) -> set[int]:
         return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == self._topic}
-
-    def generation(self) -> int:
-        return int(self._app.consumer_generation_id)
 
     async def log_start(self, partition: int) -> int:
         tp = TP(self._topic, partition)

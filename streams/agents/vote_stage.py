@@ -92,8 +92,8 @@ class VoteStage:
         self.clock = clock
         self.horizons = horizons
         self.cursors: dict[int, PartitionCursor] = {}
-        # Partitions sought to their progress since they were last assigned.
-        self._started: set[int] = set()
+        # Partitions the keeper took on since they were last assigned.
+        self._taken_on: set[int] = set()
         self.stats = StageStats()
         self._pending_progress: list[DeliveryBatch] = []
         # Batches whose data is produced and not yet confirmed, oldest first.
@@ -107,7 +107,7 @@ class VoteStage:
         """Revoked: their state is the new owner's; reload from the store if they return."""
         for partition in partitions:
             self.cursors.pop(partition, None)
-            self._started.discard(partition)
+            self._taken_on.discard(partition)
             self.live.drop_partition(partition)
 
     def _cursor_from_progress(self, partition: int) -> PartitionCursor | None:
@@ -159,8 +159,8 @@ class VoteStage:
                 start = await _bounded(self.consumer.log_start(partition))
                 cursor = self.cursors.setdefault(partition, PartitionCursor(expected=start))
                 self._load_live(partition)
-            if partition not in self._started:
-                self._started.add(partition)
+            if partition not in self._taken_on:
+                self._taken_on.add(partition)
                 cursor.assigned(now)
                 self.stats.counts["assigned"] += 1
             if cursor.quiet_overdue(now) and not cursor.seek_needed:
@@ -286,8 +286,8 @@ class VoteStage:
     ) -> int | None:
         cursor = self._cursor_from_progress(partition)
         if cursor is None:
-            # Never processed and not started yet: the keeper seeks it to the log
-            # start, and these records are read again then.
+            # Never processed, and the keeper has not set its cursor to the log
+            # start yet: the next records then show the gap, which is sought back.
             self.stats.counts["deferred_no_cursor"] += len(events)
             return None
         admitted: list[Any] = []
@@ -306,7 +306,10 @@ class VoteStage:
                     offset,
                 )
                 self.stats.counts["gaps_repaired"] += 1
-                _owe_seek(cursor)
+                # The keeper seeks; until then every record past the gap is skipped.
+                cursor.seek_needed = True
+                cursor.seeking = True
+                cursor.seek_deadline = float("inf")
             self.stats.counts[f"skipped_{verdict.value}"] += 1
         if not admitted:
             return None
@@ -383,13 +386,6 @@ class VoteStage:
                 await complete_batch(stage.handle, events)
 
         return self.app.agent(raw_votes, name="vote-stage")(vote_stage)
-
-
-def _owe_seek(cursor: PartitionCursor) -> None:
-    """The keeper seeks; until then every record past the expected one is skipped."""
-    cursor.seek_needed = True
-    cursor.seeking = True
-    cursor.seek_deadline = float("inf")
 
 
 async def _bounded(call: Awaitable[T]) -> T:

@@ -98,9 +98,6 @@ class OneWorkerConsumer:
     def held(self) -> set[int]:
         return {0}
 
-    def generation(self) -> int:
-        return 1
-
     async def log_start(self, partition: int) -> int:
         return 0
 
