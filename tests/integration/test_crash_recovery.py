@@ -1,19 +1,24 @@
 """SIGKILL the worker while votes keep arriving, restart it with its files kept: PostgreSQL
 rows and bucket states must equal exactly what was sent, though records were processed
-twice (at-least-once). The rebalance drill covers a kill with the files wiped."""
+twice (at-least-once). Once with votes produced straight onto votes.raw, once with
+occupants posting through the gateway. The rebalance drill covers a kill with the files
+wiped."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 from datetime import UTC, datetime
 
 from devstack import workers
 from devstack.python_services import WORKER
-from devstack.raw_votes import random_raw_votes
+from devstack.raw_votes import KINDS, random_raw_votes
 from tests.integration.conftest import Tenant
 from tests.integration.drills import SteadyLoad, assert_exact
+from tests.integration.gateway_load import GatewayLoad
 from tests.integration.observe import wait_for, worker_stats
+from tests.integration.votes import vote
 
 VOTES = 20_000
 RATE = 2_000
@@ -56,4 +61,54 @@ def test_sigkill_under_live_load_then_restart_is_exact(tenant: Tenant) -> None:
         f"\ncrash test: killed after {emitted_at_kill} emits; after the restart "
         f"{stats.get('replay', 0)} records re-emitted, {stats.get('skipped_skip', 0)} "
         f"skipped as already durable, {stats.get('gaps_repaired', 0)} gaps repaired"
+    )
+
+
+GATEWAY_VOTES = 15_000
+GATEWAY_RATE = 1_000
+
+
+def test_sigkill_while_the_gateway_takes_votes_then_restart_is_exact(tenant: Tenant) -> None:
+    """The case a pre-filled topic never shows: occupants keep posting through the gateway
+    while the worker dies and comes back with its files. Every vote the gateway answered
+    accepted is stored and counted once, and nothing the gateway refused is."""
+    settings = tenant.settings
+    workers.scale(settings, 1)
+    rng = random.Random(15_000)
+    votes = [
+        vote(
+            rng.choice(tenant.zones),
+            rng.randint(-3, 3) if (kind := rng.choice(KINDS)) == "thermal" else rng.randint(1, 5),
+            kind,
+            building=tenant.building_id,
+            minutes_ago=rng.uniform(0.1, 30),
+        )
+        for _ in range(GATEWAY_VOTES)
+    ]
+    emitted_before = worker_stats(settings).get("emitted", 0)
+    load = GatewayLoad(tenant, votes, GATEWAY_RATE).start()
+    emitted_at_kill = wait_for(
+        lambda: (n := worker_stats(settings).get("emitted", 0) - emitted_before) >= 3_000 and n,
+        60,
+        "the worker part-way through the load",
+    )
+    worker_pid = WORKER.process(settings).pid()
+    assert worker_pid is not None
+    os.kill(worker_pid, signal.SIGKILL)
+    WORKER.process(settings).stop()
+    sent_at_kill = load.sent
+    # The gateway keeps taking votes while no worker runs.
+    load.wait_sent(sent_at_kill + 2_000)
+    assert load.sent < GATEWAY_VOTES
+    WORKER.up(settings)
+    load.join()
+
+    assert load.statuses["accepted"] + load.statuses["late_submission"] == GATEWAY_VOTES
+    assert load.accepted == {v["voteUuid"] for v in votes}
+    assert_exact(settings, tenant.tenant_id, tenant.building_id, tenant.zones, votes)
+    stats = worker_stats(settings)
+    print(
+        f"\ngateway crash test: killed after {emitted_at_kill} emits with {sent_at_kill} sent; "
+        f"{load.resent} requests re-sent; after the restart {stats.get('replay', 0)} records "
+        f"re-emitted, {stats.get('gaps_repaired', 0)} gaps repaired"
     )
