@@ -103,7 +103,7 @@ def watch(
     settings = tenant.settings
     with (
         psycopg.connect(settings.pg_dsn("app")) as conn,
-        redis.Redis.from_url(settings.redis_url) as rds,
+        redis.Redis.from_url(settings.redis_url_for("ops")) as rds,
     ):
         while progress.postgres is None or progress.redis is None:
             elapsed = time.perf_counter() - t0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from devstack.processes import ManagedProcess, wait_until_ready
+from devstack.processes import ManagedProcess, grant_traverse, wait_until_ready
 from sbp.settings import Settings
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -44,18 +44,6 @@ def _run_as() -> str | None:
     return "postgres" if os.geteuid() == 0 else None
 
 
-def _grant_traverse(path: Path) -> None:
-    """Let the postgres user reach a data dir that lives under root-owned folders.
-
-    Only the search (x) bit is added, and only where it is missing, so nothing
-    becomes listable or readable that was not before.
-    """
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)
-
-
 def superuser_dsn(settings: Settings, dbname: str = "postgres") -> str:
     """The configured superuser password, else the local cluster's generated one."""
     password = settings.pg_superuser_password or _password_file(settings).read_text().strip()
@@ -75,7 +63,7 @@ def init_cluster(settings: Settings) -> None:
     user = _run_as()
     if user is not None:
         entry = pwd.getpwnam(user)
-        _grant_traverse(settings.state_dir)
+        grant_traverse(settings.state_dir)
         os.chown(root, entry.pw_uid, entry.pw_gid)
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
     pwfile.chmod(0o600)

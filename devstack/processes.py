@@ -164,3 +164,15 @@ def _wait_exit(pid: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def grant_traverse(path: Path) -> None:
+    """Let a service user (postgres, redis) reach a dir that lives under root-owned folders.
+
+    Only the search (x) bit is added, and only where it is missing, so nothing
+    becomes listable or readable that was not before.
+    """
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)

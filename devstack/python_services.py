@@ -63,11 +63,12 @@ def _uvicorn(factory: str, port: Callable[[Settings], int]) -> Callable[[Setting
         "--port",
         str(port(s)),
         "--no-access-log",
-        # The C event loop and HTTP parser: the gateway's per-request overhead.
+        # The C event loop and HTTP parser (the gateway's per-request overhead), with
+        # read deadlines against slow clients.
         "--loop",
         "uvloop",
         "--http",
-        "httptools",
+        "sbp.slow_client_guard:GuardedHttpToolsProtocol",
     ]
 
 

@@ -17,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import auth_routes
 from gateway.clock_skew import SkewPolicy
 from gateway.live_fanout import LiveFanout
+from gateway.login_throttle import RedisLoginThrottle
 from gateway.mark_store import MarkStore
 from gateway.publisher import KafkaPublisher
 from gateway.rate_budget import RateBudget
@@ -27,6 +29,8 @@ from gateway.stream_routes import building_stream
 from gateway.vote_ingest import IngestContext
 from gateway.vote_routes import vote_batch, vote_single
 from gateway.zone_directory import ZoneDirectory
+from identity.account_store import purge_expired
+from identity.auth_service import AuthService, TokenSettings
 from identity.keyring import LocalKeyring
 from identity.signing_keys import KeySet
 from sbp.settings import Settings, get_settings
@@ -76,6 +80,18 @@ async def _refresh_keys(keyset: KeySet, every_s: float = 30.0) -> None:
             logging.getLogger(__name__).exception("signing key refresh failed")
 
 
+async def _purge_auth_rows(auth_pg: ReconnectingConnection, every_s: float = 3600.0) -> None:
+    """Expired refresh tokens and families, and audit rows past retention, go hourly,
+    so the auth tables stay bounded by the number of live logins."""
+    while True:
+        try:
+            async with auth_pg.transaction() as conn:
+                await purge_expired(conn)
+        except Exception:
+            logging.getLogger(__name__).exception("auth purge failed; retried next hour")
+        await asyncio.sleep(every_s)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
 
@@ -89,26 +105,39 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raw_writers = {v.version: codec.writer(RAW_SUBJECT, v.text) for v in versions}
         publisher = KafkaPublisher(settings.kafka_bootstrap)
         await asyncio.to_thread(publisher.wait_connected)
-        state.redis = connect(settings.redis_url)
-        state.redis_text = connect(settings.redis_url, text=True)
+        state.redis = connect(settings.redis_url_for("gateway"))
+        state.redis_text = connect(settings.redis_url_for("gateway"), text=True)
         state.pg = ReconnectingConnection(settings.pg_dsn("app"))
         state.zones = ZoneDirectory(state.pg)
-        state.fanout = LiveFanout(settings.redis_url)
+        state.fanout = LiveFanout(settings.redis_url_for("gateway"))
         state.sse_heartbeat_s = settings.sse_heartbeat_s
         state.rate_budget = RateBudget()
+        keyring = LocalKeyring.load_or_create(settings.keys_dir)
         state.ingest = IngestContext(
             codec=codec,
             raw_writers=raw_writers,
             publisher=publisher,
             marks=MarkStore(state.redis),
-            keyring=LocalKeyring.load_or_create(settings.keys_dir),
+            keyring=keyring,
             policy=SkewPolicy(),
         )
+        # Its own connection: logins and refreshes never queue behind zone lookups.
+        auth_pg = ReconnectingConnection(settings.pg_dsn("app"))
+        state.auth = AuthService(
+            auth_pg,
+            state.keyset,
+            keyring,
+            RedisLoginThrottle(state.redis),
+            TokenSettings(settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s),
+        )
         refresher = asyncio.create_task(_refresh_keys(state.keyset))
+        purger = asyncio.create_task(_purge_auth_rows(auth_pg))
         try:
             yield
         finally:
             refresher.cancel()
+            purger.cancel()
+            await auth_pg.close()
             await state.fanout.close()
             await asyncio.to_thread(publisher.close)
             await state.pg.close()
@@ -120,6 +149,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
+            Route("/api/v1/auth/login", auth_routes.login, methods=["POST"]),
+            Route("/api/v1/auth/refresh", auth_routes.refresh, methods=["POST"]),
+            Route("/api/v1/auth/logout", auth_routes.logout, methods=["POST"]),
+            Route("/api/v1/auth/token", auth_routes.client_token, methods=["POST"]),
+            Route("/api/v1/auth/sse-ticket", auth_routes.sse_ticket, methods=["POST"]),
             Route("/api/v1/votes/batch", vote_batch, methods=["POST"]),
             Route("/api/v1/votes", vote_single, methods=["POST"]),
             Route("/api/v1/buildings/{building_id}/stream", building_stream),

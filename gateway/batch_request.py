@@ -121,6 +121,14 @@ _SINGLE_ERROR_STATUS = {
 }
 
 
+def parse_json_object(body: bytes, max_body_bytes: int) -> dict[str, object]:
+    """A JSON object body (auth and admin routes), or RequestRejected 400/413."""
+    document = _parse_json(body, max_body_bytes)
+    if not isinstance(document, dict):
+        raise _invalid_request("the body must be a JSON object")
+    return document
+
+
 def _parse_json(body: bytes, max_body_bytes: int) -> object:
     if len(body) > max_body_bytes:
         raise RequestRejected(

@@ -1,9 +1,10 @@
 """The one error response shape: `{"error": {"code", "message"}}`, and the lookups every
-route makes before its own work: the caller's principal and its tenant's zones."""
+route makes before its own work: its capped body, the caller's principal and its
+tenant's zones."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.batch_request import RequestRejected
 from gateway.responses import OrjsonResponse
@@ -11,6 +12,25 @@ from gateway.zone_directory import DirectoryUnavailable, TenantZones
 from identity.principal import Principal
 from identity.rbac import Action, Forbidden, authorize
 from identity.tokens import TokenError, parse_bearer, verify_access_token
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The body, refusing (413) as soon as it passes `cap` bytes: never buffered whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise RequestRejected(413, "body_too_large", f"the body exceeds {cap} bytes")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise RequestRejected(413, "body_too_large", f"the body exceeds {cap} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away (or was cut off for sending too slowly): nobody reads
+        # the answer, and it is not the server's error to log.
+        raise RequestRejected(400, "client_disconnected", "the body was not sent") from None
+    return b"".join(chunks)
 
 
 def error_response(rejected: RequestRejected) -> OrjsonResponse:

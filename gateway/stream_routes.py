@@ -21,11 +21,12 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway import sse_tickets
 from gateway.batch_request import RequestRejected
 from gateway.http_errors import authenticate, error_response, tenant_zones
 from gateway.live_fanout import LiveFanout, Subscription, stream_id_key
 from identity.principal import Principal
-from identity.rbac import Action, BuildingAccess, building_access
+from identity.rbac import Action, BuildingAccess, Forbidden, authorize, building_access
 from sinks.live.redis_keys import building_events, comfort_snapshots
 
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -105,10 +106,31 @@ async def _events(
         fanout.unsubscribe(tenant_id, building_id, sub)
 
 
+async def _stream_principal(request: Request) -> Principal:
+    """From the Bearer token, or for browsers (EventSource sends no header) from a
+    single-use `?ticket=`; either way authorized by the one RBAC SDK."""
+    ticket = request.query_params.get("ticket")
+    if ticket is None or "authorization" in request.headers:
+        return authenticate(request, Action.BUILDING_STREAM)
+    try:
+        principal = await sse_tickets.redeem(request.app.state.redis, ticket)
+    except sse_tickets.TicketError as exc:
+        raise RequestRejected(401, "invalid_ticket", "unknown, used or expired ticket") from exc
+    except RedisError as exc:
+        raise RequestRejected(
+            503, "live_unavailable", "live updates unavailable", retry_after_s=5
+        ) from exc
+    try:
+        authorize(principal, Action.BUILDING_STREAM)
+    except Forbidden as exc:
+        raise RequestRejected(403, exc.code, exc.message) from exc
+    return principal
+
+
 async def building_stream(request: Request) -> Response:
     building_id = request.path_params["building_id"]
     try:
-        principal = authenticate(request, Action.BUILDING_STREAM)
+        principal = await _stream_principal(request)
         zones = await tenant_zones(request, principal)
         access = building_access(principal, building_id, zones.has_building(building_id))
         if access is BuildingAccess.UNKNOWN:

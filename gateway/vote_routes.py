@@ -21,27 +21,13 @@ from gateway.batch_request import (
     single_vote_error,
     single_vote_status,
 )
-from gateway.http_errors import authenticate, error_response, tenant_zones
+from gateway.http_errors import authenticate, error_response, read_capped, tenant_zones
 from gateway.rate_budget import RateBudget
 from gateway.responses import OrjsonResponse
 from gateway.vote_ingest import ingest
 from gateway.vote_validation import counts
 from identity.principal import Principal
 from identity.rbac import Action
-
-
-async def _read_capped(request: Request, cap: int) -> bytes:
-    """The body, refusing (413) as soon as it passes `cap` bytes: never buffered whole."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise RequestRejected(413, "body_too_large", f"the body exceeds {cap} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise RequestRejected(413, "body_too_large", f"the body exceeds {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _check_budget_and_broker(request: Request, principal: Principal) -> None:
@@ -63,7 +49,7 @@ def _check_budget_and_broker(request: Request, principal: Principal) -> None:
 async def vote_batch(request: Request) -> Response:
     try:
         principal = authenticate(request, Action.VOTE_SUBMIT)
-        items = parse_batch(await _read_capped(request, MAX_BODY_BYTES))
+        items = parse_batch(await read_capped(request, MAX_BODY_BYTES))
         _check_budget_and_broker(request, principal)
         zones = await tenant_zones(request, principal)
     except RequestRejected as rejected:
@@ -75,7 +61,7 @@ async def vote_batch(request: Request) -> Response:
 async def vote_single(request: Request) -> Response:
     try:
         principal = authenticate(request, Action.VOTE_SUBMIT)
-        item = parse_single(await _read_capped(request, MAX_SINGLE_BODY_BYTES))
+        item = parse_single(await read_capped(request, MAX_SINGLE_BODY_BYTES))
         _check_budget_and_broker(request, principal)
         zones = await tenant_zones(request, principal)
     except RequestRejected as rejected:

@@ -15,7 +15,7 @@ import typer
 
 from identity.principal import Role, is_valid_id
 from identity.signing_keys import KeySet
-from identity.tokens import mint_access_token
+from identity.tokens import MAX_LIFETIME_S, mint_access_token
 from sbp.settings import Settings, get_settings
 
 _ROLES = ", ".join(r.value for r in Role)
@@ -27,7 +27,10 @@ def token(
     role: str = typer.Option(..., help=f"one of: {_ROLES}"),
     buildings: str = typer.Option("", help="comma-separated building ids"),
     ttl: int | None = typer.Option(
-        None, help="lifetime in seconds (default: settings.access_token_ttl_s, 900)", min=1
+        None,
+        help="lifetime in seconds (default and maximum: 900)",
+        min=1,
+        max=MAX_LIFETIME_S,
     ),
 ) -> None:
     """Mint a dev access token and print it (and nothing else) on stdout."""

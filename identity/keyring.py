@@ -1,8 +1,10 @@
-"""The one key-management module: pseudonyms (`userRef`) and comment encryption.
+"""The one key-management module: pseudonyms (`userRef`) and field encryption.
 
 Events and topic keys never carry a raw `userId`; they carry
 `userRef = HMAC-SHA256(tenant pseudonym key, userId)`. Personal-data fields (comments)
-are encrypted with AES-256-GCM before they are produced (brief §4).
+are encrypted with AES-256-GCM before they are produced (brief §4), and so are the
+personal and secret columns of accounts (email, display name, TOTP seed) before they
+are stored.
 
 `LocalKeyring` is the default: one random 256-bit master secret in a 0600 file under
 `settings.keys_dir`, from which per-tenant keys are derived with HKDF-SHA256. Anything
@@ -41,7 +43,10 @@ from identity.principal import is_valid_id
 
 KEYRING_FILE = "keyring.json"
 
-_COMMENT_BLOB_V1 = b"\x01"
+_BLOB_V1 = b"\x01"
+# What may be sealed; the names are part of each key's derivation ("comment" keeps the
+# key and associated data that comments always had).
+SEALED_FIELDS = frozenset({"comment", "totp_secret", "email", "display_name", "refresh_successor"})
 _NONCE_LEN = 12
 _TAG_LEN = 16
 _MASTER_LEN = 32
@@ -69,6 +74,10 @@ class Keyring(Protocol):
     def encrypt_comment(self, tenant_id: str, plaintext: str) -> bytes: ...
 
     def decrypt_comment(self, tenant_id: str, blob: bytes) -> str: ...
+
+    def encrypt_field(self, tenant_id: str, field: str, plaintext: str) -> bytes: ...
+
+    def decrypt_field(self, tenant_id: str, field: str, blob: bytes) -> str: ...
 
 
 # --- secret files ------------------------------------------------------------------
@@ -152,7 +161,7 @@ def _fsync_dir(directory: Path) -> None:
 class LocalKeyring:
     """Per-tenant keys derived from one local master secret."""
 
-    __slots__ = ("_comment_keys", "_master", "_pseudonym_keys")
+    __slots__ = ("_field_keys", "_master", "_pseudonym_keys")
 
     def __init__(self, master_secret: bytes) -> None:
         if len(master_secret) != _MASTER_LEN:
@@ -160,7 +169,7 @@ class LocalKeyring:
         self._master = master_secret
         # Derived keys are cached: pseudonyms are computed once per event on hot paths.
         self._pseudonym_keys: dict[str, bytes] = {}
-        self._comment_keys: dict[str, AESGCM] = {}
+        self._field_keys: dict[tuple[str, str], AESGCM] = {}
 
     def __repr__(self) -> str:
         return "LocalKeyring(<secret>)"
@@ -197,32 +206,43 @@ class LocalKeyring:
         return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
 
     def encrypt_comment(self, tenant_id: str, plaintext: str) -> bytes:
-        """`0x01 || nonce(12) || AES-256-GCM(ciphertext || tag)`, bound to the tenant."""
-        nonce = secrets.token_bytes(_NONCE_LEN)
-        sealed = self._comment_aead(tenant_id).encrypt(
-            nonce, plaintext.encode(), _comment_aad(tenant_id)
-        )
-        return _COMMENT_BLOB_V1 + nonce + sealed
+        return self.encrypt_field(tenant_id, "comment", plaintext)
 
     def decrypt_comment(self, tenant_id: str, blob: bytes) -> str:
+        return self.decrypt_field(tenant_id, "comment", blob)
+
+    def encrypt_field(self, tenant_id: str, field: str, plaintext: str) -> bytes:
+        """`0x01 || nonce(12) || AES-256-GCM(ciphertext || tag)`, bound to tenant and field.
+
+        Each field has its own key and associated data, so a sealed TOTP seed cannot be
+        swapped into an email column (or another tenant's row) and opened there."""
+        nonce = secrets.token_bytes(_NONCE_LEN)
+        sealed = self._aead(tenant_id, field).encrypt(
+            nonce, plaintext.encode(), _aad(tenant_id, field)
+        )
+        return _BLOB_V1 + nonce + sealed
+
+    def decrypt_field(self, tenant_id: str, field: str, blob: bytes) -> str:
         if len(blob) < 1 + _NONCE_LEN + _TAG_LEN:
             raise DecryptionError("ciphertext is truncated")
-        if blob[:1] != _COMMENT_BLOB_V1:
+        if blob[:1] != _BLOB_V1:
             raise DecryptionError(f"unknown ciphertext version {blob[0]}")
         nonce, sealed = blob[1 : 1 + _NONCE_LEN], blob[1 + _NONCE_LEN :]
         try:
-            plain = self._comment_aead(tenant_id).decrypt(nonce, sealed, _comment_aad(tenant_id))
+            plain = self._aead(tenant_id, field).decrypt(nonce, sealed, _aad(tenant_id, field))
         except InvalidTag:
             # Deliberately one message for tamper and wrong tenant: which one it was
             # is not something to reveal.
             raise DecryptionError("ciphertext failed authentication") from None
         return plain.decode()
 
-    def _comment_aead(self, tenant_id: str) -> AESGCM:
-        aead = self._comment_keys.get(tenant_id)
+    def _aead(self, tenant_id: str, field: str) -> AESGCM:
+        if field not in SEALED_FIELDS:
+            raise ValueError(f"unknown sealed field {field!r}")
+        aead = self._field_keys.get((tenant_id, field))
         if aead is None:
-            aead = AESGCM(self._derive(b"comment", tenant_id))
-            self._comment_keys[tenant_id] = aead
+            aead = AESGCM(self._derive(field.encode(), tenant_id))
+            self._field_keys[(tenant_id, field)] = aead
         return aead
 
     def _derive(self, purpose: bytes, tenant_id: str) -> bytes:
@@ -233,8 +253,8 @@ class LocalKeyring:
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._master)
 
 
-def _comment_aad(tenant_id: str) -> bytes:
-    return b"sbp:comment:v1:" + tenant_id.encode()
+def _aad(tenant_id: str, field: str) -> bytes:
+    return b"sbp:" + field.encode() + b":v1:" + tenant_id.encode()
 
 
 def _new_keyring_file() -> bytes:

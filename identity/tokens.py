@@ -11,6 +11,8 @@ Verification is strict and refuses before it trusts:
   token;
 - every claim is type-checked; a `Principal` is only built from a fully valid token.
 
+- `exp - iat` may not exceed 15 minutes (`MAX_LIFETIME_S`).
+
 Every failure is a `TokenError` whose `code` a client can act on; the gateway maps all
 of them to 401. Time checks use an injectable `now` and a small leeway for clock skew.
 """
@@ -34,6 +36,10 @@ LEEWAY_S = 30
 # A real token is well under 2 KiB; the cap bounds work done on unauthenticated input.
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_BUILDING_IDS = 1000
+# Access tokens live 15 minutes (brief §4). Verification refuses a longer-lived one
+# whatever its signature, so a token minted with a far `exp` (a leaked signing key, a
+# careless tool) is not a credential for years.
+MAX_LIFETIME_S = 15 * 60
 _ROLE_VALUES = frozenset(r.value for r in Role)
 
 # The only verifier: restricted to EdDSA so no other algorithm can even be looked up.
@@ -93,8 +99,8 @@ def mint_access_token(
         raise ValueError(f"invalid building ids {bad!r}")
     if len(buildings) > MAX_BUILDING_IDS:
         raise ValueError(f"at most {MAX_BUILDING_IDS} building ids")
-    if ttl_s <= 0:
-        raise ValueError("ttl_s must be positive")
+    if not 0 < ttl_s <= MAX_LIFETIME_S:
+        raise ValueError(f"ttl_s must be between 1 and {MAX_LIFETIME_S}")
     issued = int(_aware(now).timestamp())
     claims = {
         "iss": issuer,
@@ -204,6 +210,10 @@ def _principal(claims: dict[str, Any], *, issuer: str, audience: str, now: datet
     if audience not in audiences:
         raise TokenError("wrong_audience", "the token is not meant for this audience")
 
+    if exp - iat > MAX_LIFETIME_S or (nbf is not None and exp - nbf > MAX_LIFETIME_S):
+        raise TokenError(
+            "lifetime_too_long", f"an access token may live at most {MAX_LIFETIME_S} s"
+        )
     t = now.timestamp()
     if exp <= t - LEEWAY_S:
         raise TokenError("expired", "the token has expired")

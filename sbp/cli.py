@@ -71,6 +71,89 @@ def dev_demo(
     console.print(f"demo load running (pid {pid}) for {duration}s; log {proc.log_file}")
 
 
+users = typer.Typer(no_args_is_help=True, help="Accounts: people, and sensors' client credentials.")
+app.add_typer(users, name="users")
+
+
+@users.command("create")
+def users_create(
+    tenant: str = typer.Option(..., help="tenant id"),
+    user: str = typer.Option(..., help="user id (a sensor's client id)"),
+    role: str = typer.Option(
+        ..., help="occupant, fm, tenant_admin, platform_admin, sensor, operator"
+    ),
+    buildings: str = typer.Option("", help="comma-separated building ids"),
+    password: str = typer.Option(
+        ...,
+        prompt=True,
+        hide_input=True,
+        envvar="SBP_NEW_PASSWORD",
+        help="at least 12 characters (a sensor's client secret)",
+    ),
+) -> None:
+    """Create an account; privileged roles get a TOTP seed, printed once."""
+    import asyncio
+
+    import psycopg
+
+    from identity.keyring import LocalKeyring
+    from identity.provisioning import ProvisioningError, provision_account
+    from identity.totp import provisioning_uri
+
+    settings = get_settings()
+
+    async def create() -> None:
+        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("app"))
+        async with conn, conn.transaction():
+            done = await provision_account(
+                conn,
+                LocalKeyring.load_or_create(settings.keys_dir),
+                tenant_id=tenant,
+                user_id=user,
+                role=role,
+                building_ids=[b.strip() for b in buildings.split(",") if b.strip()],
+                password=password,
+            )
+        console.print(f"created {done.role.value} {tenant}/{user}")
+        if done.totp_secret is not None:
+            console.print(f"TOTP seed (shown once): {done.totp_secret}")
+            console.print(provisioning_uri(done.totp_secret, f"{tenant}/{user}", "sbp"))
+
+    try:
+        asyncio.run(create())
+    except (ProvisioningError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+keys = typer.Typer(no_args_is_help=True, help="The platform's token signing keys.")
+app.add_typer(keys, name="keys")
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key and sign with it; older keys keep verifying until retired.
+    Every gateway picks the new key up within 30 s, and at once on a token it signed."""
+    from identity.signing_keys import KeySet
+
+    keyset = KeySet.load_or_create(get_settings().keys_dir)
+    console.print(f"signing with {keyset.rotate()}; verifying {', '.join(keyset.kids)}")
+
+
+@keys.command("retire")
+def keys_retire(kid: str = typer.Argument(..., help="the key id to remove")) -> None:
+    """Remove a key once every token it signed has expired (15 minutes after rotate)."""
+    from identity.signing_keys import KeySet, KeySetError
+
+    keyset = KeySet.load_or_create(get_settings().keys_dir)
+    try:
+        keyset.retire(kid)
+    except KeySetError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    console.print(f"retired {kid}; verifying {', '.join(keyset.kids)}")
+
+
 deploy = typer.Typer(
     no_args_is_help=True, help="Provision existing services (containers, production)."
 )

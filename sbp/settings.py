@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +53,32 @@ class Settings(BaseModel):
     pg_host: str | None = None
     redis_host: str | None = None
 
+    # Redis ACL users, one per kind of client (devstack/redis_server.py derives
+    # each one's commands and key patterns). Redis's default user is off, so a
+    # client that does not log in as one of these is refused.
+    redis_gateway_user: str = "sbp-gateway"
+    redis_gateway_password: str = "sbp-redis-gateway-dev"
+    redis_worker_user: str = "sbp-worker"
+    redis_worker_password: str = "sbp-redis-worker-dev"
+    # Dev tooling and tests: the stack's readiness probe, inspecting and cleaning
+    # up `t:*` keys. No service connects as it.
+    redis_ops_user: str = "sbp-ops"
+    redis_ops_password: str = "sbp-redis-ops-dev"
+
+    def redis_credentials(self, client: str) -> tuple[str, str]:
+        """(user, password) of a Redis client: "gateway", "worker" or "ops"."""
+        return {
+            "gateway": (self.redis_gateway_user, self.redis_gateway_password),
+            "worker": (self.redis_worker_user, self.redis_worker_password),
+            "ops": (self.redis_ops_user, self.redis_ops_password),
+        }[client]
+
+    def redis_url_for(self, client: str) -> str:
+        """The URL a Redis client connects with, logged in as its own ACL user."""
+        user, password = self.redis_credentials(client)
+        credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+        return f"redis://{credentials}@{self.redis_host or self.host}:{self.redis_port}/0"
+
     pg_database: str = "sbp"
     pg_superuser: str = "postgres"
     # The local stack keeps a random one in its state dir; elsewhere set it here.
@@ -92,10 +119,6 @@ class Settings(BaseModel):
     @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_override or f"{self.host}:{self.kafka_port}"
-
-    @property
-    def redis_url(self) -> str:
-        return f"redis://{self.redis_host or self.host}:{self.redis_port}/0"
 
     @property
     def registry_url(self) -> str:

@@ -76,7 +76,7 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     )
     stage.install(raw_topic(app, VOTES_RAW))
     never_drop_records_of(app, VOTES_RAW.name)
-    publisher = LivePublisher(stage, connect(settings.redis_url))
+    publisher = LivePublisher(stage, connect(settings.redis_url_for("worker")))
     sweeper = StateSweeper(stage)
     gc_meter = GcMeter().install()
 

@@ -57,7 +57,7 @@ def vote_count(settings: Settings, tenant_id: str) -> int:
 def zone_snapshot(
     settings: Settings, tenant_id: str, building_id: str, zone_id: str
 ) -> dict[str, Any] | None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url_for("ops"))
     try:
         raw = client.hget(comfort_snapshots(tenant_id, building_id), zone_id)
     finally:

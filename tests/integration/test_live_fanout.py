@@ -15,8 +15,10 @@ from sinks.live.redis_keys import building_events
 async def test_a_slow_client_is_dropped_and_the_others_keep_flowing(stack: Settings) -> None:
     tenant, building = f"t-{uuid.uuid4().hex[:12]}", "b1"
     key = building_events(tenant, building)
-    fanout = LiveFanout(stack.redis_url, queue_size=3, block_ms=200)
-    redis = connect(stack.redis_url, text=True)
+    # Each as in production: the gateway's user reads, the worker's user appends.
+    fanout = LiveFanout(stack.redis_url_for("gateway"), queue_size=3, block_ms=200)
+    redis = connect(stack.redis_url_for("worker"), text=True)
+    ops = connect(stack.redis_url_for("ops"))
     try:
         fast = fanout.subscribe(tenant, building, "0-0")
         slow = fanout.subscribe(tenant, building, "0-0")
@@ -39,13 +41,14 @@ async def test_a_slow_client_is_dropped_and_the_others_keep_flowing(stack: Setti
         assert len(drained) <= 3
     finally:
         await fanout.close()
-        await redis.delete(key)
+        await ops.delete(key)  # the worker's user deletes nothing
+        await ops.aclose()
         await redis.aclose()
 
 
 async def test_one_reader_per_building_however_many_clients(stack: Settings) -> None:
     tenant = f"t-{uuid.uuid4().hex[:12]}"
-    fanout = LiveFanout(stack.redis_url, block_ms=200)
+    fanout = LiveFanout(stack.redis_url_for("gateway"), block_ms=200)
     try:
         subs = [fanout.subscribe(tenant, "b1", "0-0") for _ in range(50)]
         other = fanout.subscribe(tenant, "b2", "0-0")

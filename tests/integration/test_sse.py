@@ -60,7 +60,7 @@ async def test_reconnect_with_last_event_id_receives_missed_events(tenant: Tenan
         for zone in ("z2", "z3"):
             wait_for(partial(_published, tenant, zone), 60, f"{zone} published")
         key = building_events(tenant.tenant_id, tenant.building_id)
-        with redis.Redis.from_url(tenant.settings.redis_url, decode_responses=True) as r:
+        with redis.Redis.from_url(tenant.settings.redis_url_for("ops"), decode_responses=True) as r:
             missed_ids = [entry[0] for entry in r.xrange(key, min=f"({seen.id}", max="+")]
         assert len(missed_ids) >= 2
 

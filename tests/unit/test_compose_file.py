@@ -21,8 +21,9 @@ import typer.main
 import yaml
 
 from devstack.kafka import KAFKA_VERSION
+from devstack.redis_server import acl_rules
 from sbp import cli
-from sbp.settings import REPO_ROOT, Settings
+from sbp.settings import REPO_ROOT, Settings, settings_from_env
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.kafka.yml"
 
@@ -212,6 +213,46 @@ def test_redis_keeps_nothing_on_disk(services: dict[str, dict[str, Any]]) -> Non
     argv = _argv(services["redis"])
     assert _option(argv, "--save") == ""
     assert _option(argv, "--appendonly") == "no"
+
+
+def _redis_users(argv: list[str]) -> list[tuple[str, ...]]:
+    """The tokens of each `--user` directive, in order."""
+    users: list[tuple[str, ...]] = []
+    for i, arg in enumerate(argv):
+        if arg == "--user":
+            rest = argv[i + 1 :]
+            end = next((j for j, a in enumerate(rest) if a.startswith("--")), len(rest))
+            users.append(tuple(rest[:end]))
+    return users
+
+
+def _redis_settings(services: dict[str, dict[str, Any]]) -> Settings:
+    """The Redis credentials the containers use: the gateway's and the worker's from
+    their environments, the ops user's from the Redis healthcheck."""
+    env = {**_environment(services["gateway"]), **_environment(services["worker"])}
+    check = " ".join(str(part) for part in services["redis"]["healthcheck"]["test"])
+    match = re.search(r"redis-cli --user (\S+) ", check)
+    assert match, f"the Redis healthcheck logs in as no user: {check!r}"
+    env["SBP_REDIS_OPS_USER"] = match.group(1)
+    env["SBP_REDIS_OPS_PASSWORD"] = _environment(services["redis"])["REDISCLI_AUTH"]
+    return settings_from_env(env)
+
+
+def test_redis_has_the_local_stacks_acl_users(services: dict[str, dict[str, Any]]) -> None:
+    # The same principals, rules and password hashes as devstack/redis_server.py
+    # writes to its aclfile: a password changed on one side only fails here.
+    settings = _redis_settings(services)
+    assert _redis_users(_argv(services["redis"])) == acl_rules(settings)
+    assert acl_rules(settings)[0] == ("default", "reset", "off")
+
+
+def test_each_container_has_only_its_own_redis_password(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    own = {"gateway": {"SBP_REDIS_GATEWAY_PASSWORD"}, "worker": {"SBP_REDIS_WORKER_PASSWORD"}}
+    for name, service in services.items():
+        passwords = {k for k in _environment(service) if re.fullmatch(r"SBP_REDIS_\w+_PASSWORD", k)}
+        assert passwords == own.get(name, set()), name
 
 
 def test_commands_run_modules_that_exist(services: dict[str, dict[str, Any]]) -> None:

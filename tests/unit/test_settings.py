@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from pydantic import ValidationError
 
 from sbp.settings import Settings, settings_from_env
@@ -11,7 +12,7 @@ from sbp.settings import Settings, settings_from_env
 def test_defaults_avoid_the_standard_ports() -> None:
     s = settings_from_env({})
     assert s.kafka_bootstrap == "127.0.0.1:19092"
-    assert s.redis_url == "redis://127.0.0.1:16379/0"
+    assert s.redis_url_for("gateway").endswith("@127.0.0.1:16379/0")
     assert "host=127.0.0.1 port=15432 " in s.pg_dsn()
     assert {s.kafka_port, s.pg_port, s.redis_port}.isdisjoint({9092, 5432, 6379})
 
@@ -36,7 +37,7 @@ def test_unrelated_and_unprefixed_variables_are_ignored() -> None:
 def test_host_moves_every_service() -> None:
     s = settings_from_env({"SBP_HOST": "10.0.0.5"})
     assert s.kafka_bootstrap == "10.0.0.5:19092"
-    assert s.redis_url == "redis://10.0.0.5:16379/0"
+    assert s.redis_url_for("gateway").endswith("@10.0.0.5:16379/0")
     assert s.pg_dsn().startswith("host=10.0.0.5 port=15432 ")
 
 
@@ -51,13 +52,13 @@ def test_pg_host_changes_both_dsns_only() -> None:
     assert s.pg_dsn("owner") == (
         "host=db.internal port=5433 dbname=sbp user=sbp_owner password=sbp-owner-dev"
     )
-    assert s.redis_url == "redis://127.0.0.1:16379/0"
+    assert s.redis_url_for("gateway").endswith("@127.0.0.1:16379/0")
     assert s.kafka_bootstrap == "127.0.0.1:19092"
 
 
 def test_redis_host_changes_the_redis_url_only() -> None:
     s = settings_from_env({"SBP_REDIS_HOST": "cache"})
-    assert s.redis_url == "redis://cache:16379/0"
+    assert s.redis_url_for("worker").endswith("@cache:16379/0")
     assert s.pg_dsn().startswith("host=127.0.0.1 ")
 
 
@@ -86,3 +87,34 @@ def test_settings_are_frozen() -> None:
 def test_registry_basic_auth_is_user_colon_password() -> None:
     s = Settings(registry_user="reg", registry_password="s3cret")
     assert s.registry_basic_auth == "reg:s3cret"
+
+
+def test_each_redis_client_logs_in_as_its_own_user() -> None:
+    s = settings_from_env({})
+    assert s.redis_url_for("gateway") == (
+        "redis://sbp-gateway:sbp-redis-gateway-dev@127.0.0.1:16379/0"
+    )
+    assert s.redis_url_for("worker") == "redis://sbp-worker:sbp-redis-worker-dev@127.0.0.1:16379/0"
+    assert s.redis_url_for("ops") == "redis://sbp-ops:sbp-redis-ops-dev@127.0.0.1:16379/0"
+
+
+def test_redis_credentials_come_from_the_environment() -> None:
+    s = settings_from_env({"SBP_REDIS_WORKER_USER": "w2", "SBP_REDIS_WORKER_PASSWORD": "pw2"})
+    assert s.redis_credentials("worker") == ("w2", "pw2")
+    assert s.redis_credentials("gateway") == ("sbp-gateway", "sbp-redis-gateway-dev")
+
+
+@pytest.mark.parametrize("password", ["p@ss:w/rd", "100%?#&= é", ""])
+def test_redis_passwords_are_url_quoted_so_redis_py_reads_them_back(password: str) -> None:
+    s = Settings(redis_ops_user="ops:1@x", redis_ops_password=password)
+    # Only parsed: a client connects on its first command.
+    client = redis.Redis.from_url(s.redis_url_for("ops"))
+    parsed = client.connection_pool.connection_kwargs
+    client.close()
+    assert (parsed["username"], parsed.get("password") or "") == ("ops:1@x", password)
+    assert (parsed["host"], parsed["port"], parsed["db"]) == ("127.0.0.1", 16379, 0)
+
+
+def test_an_unknown_redis_client_is_refused() -> None:
+    with pytest.raises(KeyError):
+        Settings().redis_url_for("default")

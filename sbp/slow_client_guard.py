@@ -1,0 +1,62 @@
+"""uvicorn's httptools protocol with read deadlines, for the gateway and the registry.
+
+uvicorn closes idle keep-alive connections, but waits forever for a request's
+headers and body: a client that sends one byte a second (slowloris) holds a
+connection, its buffers and an open request for as long as it likes, and a few
+thousand such clients exhaust the process. This protocol closes a connection whose
+headers have not all arrived `HEADER_TIMEOUT_S` after its request began (or after it
+connected), or whose body has not all arrived `BODY_TIMEOUT_S` after its headers.
+
+Run with `uvicorn --http sbp.slow_client_guard:GuardedHttpToolsProtocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEADER_TIMEOUT_S = 10.0
+# A full 100-vote batch is at most 800 KiB: 30 s allows a link of about 27 KiB/s.
+BODY_TIMEOUT_S = 30.0
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    _deadline: asyncio.TimerHandle | None = None
+    closed_for_slowness = 0  # per process, for tests and /stats
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm(HEADER_TIMEOUT_S)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm(HEADER_TIMEOUT_S)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(BODY_TIMEOUT_S)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            GuardedHttpToolsProtocol.closed_for_slowness += 1
+            self.transport.close()
