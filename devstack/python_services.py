@@ -80,6 +80,14 @@ REGISTRY = PythonService(
 )
 
 
+ADMIN = PythonService(
+    name="admin",
+    marker="admin.app:create_app",
+    argv=_uvicorn("admin.app:create_app", lambda s: s.admin_port),
+    ready_url=lambda s: f"{s.admin_url}/readyz",
+)
+
+
 def worker(instance: int) -> PythonService:
     """Worker `instance` of the group; its port and data dir derive from the number."""
     return PythonService(

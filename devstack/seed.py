@@ -1,16 +1,20 @@
-"""The seeded zone registry: a demo tenant for newcomers, and zones for tests.
+"""The seeded configuration: a demo tenant for newcomers, and zones for tests.
 
-`sbp dev up` seeds the demo tenant idempotently; tests call `seed_zones` for
-their own tenants. Rows are written as the application role under the
-tenant's RLS setting, like every other tenant write.
+Seeding goes through the tenant service's own store (admin/store.py), the code the
+admin API runs: each row is written with its outbox row, so the gateways learn the
+zones from the config topics exactly as they learn an admin's changes. Idempotent:
+what exists is left as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import psycopg
 
+from admin import store
+from identity.account_store import tenant_scope
 from sbp.settings import Settings
 
 DEMO_TENANT = "demo"
@@ -29,17 +33,26 @@ def seed_zones(
     building_id: str,
     zones: Iterable[tuple[str, str, str]],
 ) -> int:
-    """Insert (floor, zone, name) rows that are missing; returns how many were new."""
-    rows = [(tenant_id, building_id, floor, zone, name) for floor, zone, name in zones]
-    with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO sbp.zones (tenant_id, building_id, floor_id, zone_id, name)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                rows,
-            )
-            return cur.rowcount if cur.rowcount >= 0 else 0
+    """Create the tenant, building, floors and (floor, zone, name) zones that are
+    missing; returns how many zones were new."""
+    rows = list(zones)
+
+    async def seed() -> int:
+        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("app"))
+        async with conn, conn.transaction():
+            await tenant_scope(conn, tenant_id)
+            await store.create_tenant(conn, tenant_id, tenant_id)
+            await store.create_building(conn, tenant_id, building_id, building_id)
+            for floor_id in sorted({floor for floor, _zone, _name in rows}):
+                await store.create_floor(conn, tenant_id, building_id, floor_id, floor_id)
+            created = 0
+            for floor_id, zone_id, name in rows:
+                created += await store.create_zone(
+                    conn, tenant_id, building_id, floor_id, zone_id, name
+                )
+            return created
+
+    return asyncio.run(seed())
 
 
 def seed_demo(settings: Settings) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from devstack import kafka, postgres, redis_server, workers
 from devstack.processes import ManagedProcess
-from devstack.python_services import GATEWAY, REGISTRY, SINK, worker
+from devstack.python_services import ADMIN, GATEWAY, REGISTRY, SINK, worker
 from sbp.deploy import init_database, init_topics, register_schemas
 from sbp.settings import Settings
 
@@ -49,6 +49,7 @@ SERVICES: tuple[Service, ...] = (
     Service("redis", redis_server.process, redis_server.is_ready, redis_server.down),
     Service("kafka", kafka.process, kafka.is_ready, kafka.down),
     Service("registry", REGISTRY.process, REGISTRY.is_ready, REGISTRY.down),
+    Service("admin", ADMIN.process, ADMIN.is_ready, ADMIN.down),
     Service("pg-sink", SINK.process, SINK.is_ready, SINK.down),
     Service("gateway", GATEWAY.process, GATEWAY.is_ready, GATEWAY.down),
 )
@@ -97,6 +98,9 @@ def up(
     REGISTRY.up(settings)
     report.schema_ids = register_schemas(settings)
     log(f"registry: ready at {settings.registry_url}; schema ids {report.schema_ids}")
+    # The tenant service publishes the seeded configuration before the gateway reads it.
+    ADMIN.up(settings)
+    log(f"admin: ready at {settings.admin_url} (the gateway forwards /api/v1/admin/*)")
     # The workers, the sink and the gateway look their schemas up at start, so they come last.
     workers.scale(settings, count, wait=False)
     SINK.start(settings)
@@ -140,7 +144,7 @@ class ServiceStatus:
 def status(settings: Settings) -> list[ServiceStatus]:
     result = []
     # In start order: the workers come after the registry.
-    ordered = [*SERVICES[:4], *_worker_services(settings), *SERVICES[4:]]
+    ordered = [*SERVICES[:5], *_worker_services(settings), *SERVICES[5:]]
     for service in ordered:
         pid = service.process(settings).pid()
         result.append(ServiceStatus(service.name, pid, pid is not None and service.ready(settings)))

@@ -11,14 +11,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import auth_routes
+from gateway import admin_proxy, auth_routes
 from gateway.clock_skew import SkewPolicy
+from gateway.config_cache import ConfigCache
 from gateway.live_fanout import LiveFanout
 from gateway.login_throttle import RedisLoginThrottle
 from gateway.mark_store import MarkStore
@@ -49,7 +51,9 @@ async def healthz(_request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     state = request.app.state
-    checks = {"kafka": state.ingest.publisher.connected}
+    # The config copy must have caught up: before that, zones and per-tenant settings
+    # would come from PostgreSQL reads and defaults only.
+    checks = {"kafka": state.ingest.publisher.connected, "config": state.config.ready.is_set()}
     try:
         checks["redis"] = bool(await state.redis.ping())
     except aioredis.RedisError:
@@ -108,7 +112,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.redis = connect(settings.redis_url_for("gateway"))
         state.redis_text = connect(settings.redis_url_for("gateway"), text=True)
         state.pg = ReconnectingConnection(settings.pg_dsn("app"))
-        state.zones = ZoneDirectory(state.pg)
+        state.config = ConfigCache({"bootstrap.servers": settings.kafka_bootstrap}, codec)
+        state.config.start()
+        state.zones = ZoneDirectory(state.pg, state.config)
+        state.admin_client = httpx.AsyncClient(base_url=settings.admin_url, timeout=15)
         state.fanout = LiveFanout(settings.redis_url_for("gateway"))
         state.sse_heartbeat_s = settings.sse_heartbeat_s
         state.rate_budget = RateBudget()
@@ -139,6 +146,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             purger.cancel()
             await auth_pg.close()
             await state.fanout.close()
+            await state.admin_client.aclose()
+            await asyncio.to_thread(state.config.close)
             await asyncio.to_thread(publisher.close)
             await state.pg.close()
             await state.redis.aclose()
@@ -154,6 +163,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/v1/auth/logout", auth_routes.logout, methods=["POST"]),
             Route("/api/v1/auth/token", auth_routes.client_token, methods=["POST"]),
             Route("/api/v1/auth/sse-ticket", auth_routes.sse_ticket, methods=["POST"]),
+            Route(
+                "/api/v1/admin/{path:path}",
+                admin_proxy.forward,
+                methods=["GET", "POST", "PUT", "DELETE"],
+            ),
             Route("/api/v1/votes/batch", vote_batch, methods=["POST"]),
             Route("/api/v1/votes", vote_single, methods=["POST"]),
             Route("/api/v1/buildings/{building_id}/stream", building_stream),

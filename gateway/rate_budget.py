@@ -20,17 +20,26 @@ class RateBudget:
     prune_above: int = 10_000
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def take(self, caller: str, now: float) -> float:
-        """Spend one request; returns 0 if allowed, else the seconds until one is available."""
+    def take(
+        self,
+        caller: str,
+        now: float,
+        capacity: float | None = None,
+        refill_per_s: float | None = None,
+    ) -> float:
+        """Spend one request; returns 0 if allowed, else the seconds until one is available.
+        `capacity` and `refill_per_s` override the defaults for this caller's tenant."""
+        capacity = self.capacity if capacity is None else capacity
+        refill = self.refill_per_s if refill_per_s is None else refill_per_s
         if len(self._buckets) > self.prune_above:
             self._prune(now)
-        tokens, last = self._buckets.get(caller, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.refill_per_s)
+        tokens, last = self._buckets.get(caller, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * refill)
         if tokens >= 1.0:
             self._buckets[caller] = (tokens - 1.0, now)
             return 0.0
         self._buckets[caller] = (tokens, now)
-        return (1.0 - tokens) / self.refill_per_s
+        return (1.0 - tokens) / refill
 
     def _prune(self, now: float) -> None:
         refill_time = self.capacity / self.refill_per_s

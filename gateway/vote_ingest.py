@@ -133,11 +133,16 @@ class _Candidate(NamedTuple):
 
 
 async def ingest(
-    ctx: IngestContext, principal: Principal, zones: TenantZones, items: list[object]
+    ctx: IngestContext,
+    principal: Principal,
+    zones: TenantZones,
+    items: list[object],
+    policy: SkewPolicy | None = None,
 ) -> list[ItemOutcome]:
+    """Validate, deduplicate and publish; `policy` is the tenant's (default: ctx's)."""
     received_at = datetime.now(UTC)
     lookup = zone_lookup(principal, zones)
-    policy = ctx.policy
+    policy = policy or ctx.policy
     outcomes = [
         validate_item(i, item, received_at=received_at, policy=policy, zone_lookup=lookup)
         for i, item in enumerate(items)

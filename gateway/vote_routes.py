@@ -12,6 +12,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from admin.tenant_settings import DEFAULT_SETTINGS, TenantSettings
 from gateway.batch_request import (
     MAX_BODY_BYTES,
     MAX_SINGLE_BODY_BYTES,
@@ -21,6 +22,7 @@ from gateway.batch_request import (
     single_vote_error,
     single_vote_status,
 )
+from gateway.config_cache import ConfigCache
 from gateway.http_errors import authenticate, error_response, read_capped, tenant_zones
 from gateway.rate_budget import RateBudget
 from gateway.responses import OrjsonResponse
@@ -30,9 +32,20 @@ from identity.principal import Principal
 from identity.rbac import Action
 
 
+def _tenant_settings(request: Request, principal: Principal) -> TenantSettings:
+    config: ConfigCache | None = getattr(request.app.state, "config", None)
+    return DEFAULT_SETTINGS if config is None else config.settings_of(principal.tenant_id)
+
+
 def _check_budget_and_broker(request: Request, principal: Principal) -> None:
     budget: RateBudget = request.app.state.rate_budget
-    wait = budget.take(f"{principal.tenant_id}|{principal.user_id}", time.monotonic())
+    tenant = _tenant_settings(request, principal)
+    wait = budget.take(
+        f"{principal.tenant_id}|{principal.user_id}",
+        time.monotonic(),
+        capacity=tenant.rate_capacity,
+        refill_per_s=tenant.rate_refill_per_s,
+    )
     if wait > 0:
         raise RequestRejected(
             429,
@@ -54,7 +67,8 @@ async def vote_batch(request: Request) -> Response:
         zones = await tenant_zones(request, principal)
     except RequestRejected as rejected:
         return error_response(rejected)
-    outcomes = await ingest(request.app.state.ingest, principal, zones, items)
+    policy = _tenant_settings(request, principal).skew_policy()
+    outcomes = await ingest(request.app.state.ingest, principal, zones, items, policy)
     return OrjsonResponse({"results": [o.to_json() for o in outcomes], "counts": counts(outcomes)})
 
 
@@ -66,7 +80,8 @@ async def vote_single(request: Request) -> Response:
         zones = await tenant_zones(request, principal)
     except RequestRejected as rejected:
         return error_response(rejected)
-    (outcome,) = await ingest(request.app.state.ingest, principal, zones, [item])
+    policy = _tenant_settings(request, principal).skew_policy()
+    (outcome,) = await ingest(request.app.state.ingest, principal, zones, [item], policy)
     status = single_vote_status(outcome)
     if status >= 400:
         return error_response(single_vote_error(outcome))

@@ -1,4 +1,10 @@
-"""Which buildings and zones exist in a tenant, read from `sbp.zones` and cached briefly.
+"""Which buildings and zones exist in a tenant.
+
+The answer comes from the gateway's copy of the `config.zones` topic
+(gateway/config_cache.py) for every tenant that copy knows: a zone an admin creates
+or deletes takes effect as soon as its record arrives, with no restart. A tenant the
+copy has not seen yet (its zones were just written and not relayed yet, or the
+copy is still catching up at start) is read from `sbp.zones` and cached briefly.
 
 Every lookup is scoped to the token's tenant (the query runs under that
 tenant's RLS setting), so another tenant's zone is indistinguishable from one
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from gateway.config_cache import ConfigCache
 from sinks.timescale.connection import ReconnectingConnection
 
 log = logging.getLogger(__name__)
@@ -36,12 +43,19 @@ class TenantZones:
 
 
 class ZoneDirectory:
-    def __init__(self, db: ReconnectingConnection, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, db: ReconnectingConnection, config: ConfigCache | None = None, ttl_s: float = 5.0
+    ) -> None:
         self._db = db
+        self._config = config
         self._ttl = ttl_s
         self._cache: dict[str, tuple[float, TenantZones]] = {}
 
     async def for_tenant(self, tenant_id: str) -> TenantZones:
+        if self._config is not None and self._config.ready.is_set():
+            known = self._config.zones_of(tenant_id)
+            if known is not None:
+                return TenantZones(known)
         now = time.monotonic()
         hit = self._cache.get(tenant_id)
         if hit is not None and now - hit[0] < self._ttl:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from admin.tenant_settings import DEFAULT_SETTINGS
 from devstack.seed import seed_demo
 from sbp.settings import Settings
 from schemas.catalog import register_all
 from schemas.codec import registry_client
 from sinks.timescale.migrate import migrate
-from sinks.timescale.provision import bootstrap_database
+from sinks.timescale.provision import backfill_config_outbox, bootstrap_database
 from streams.topic_admin import TopicReport, apply_topics
 from streams.topics import ALL_TOPICS
 
@@ -24,6 +25,9 @@ def init_database(
     """Roles, database, migrations (and the demo tenant); returns migrations applied now."""
     bootstrap_database(settings, superuser_dsn)
     applied = migrate(settings.pg_dsn("owner"), settings.pg_app_user)
+    backfill_config_outbox(
+        superuser_dsn(settings.pg_database), DEFAULT_SETTINGS.model_dump(by_alias=True)
+    )
     if seed:
         seed_demo(settings)
     return applied

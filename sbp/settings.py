@@ -29,6 +29,8 @@ class Settings(BaseModel):
     redis_port: int = 16379
     registry_port: int = 18081
     gateway_port: int = 18000
+    # The tenant service (admin API and outbox relay); the gateway forwards to it.
+    admin_port: int = 18010
     # The first faust worker's web server: readiness (/ready) and /stats. Worker
     # instance i listens on worker_web_port + i - 1.
     worker_web_port: int = 18066
@@ -119,6 +121,10 @@ class Settings(BaseModel):
     @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_override or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.host}:{self.admin_port}"
 
     @property
     def registry_url(self) -> str:

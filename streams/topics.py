@@ -81,6 +81,25 @@ def changelog(table: str, source: TopicSpec) -> TopicSpec:
 VOTE_STATE_TABLE = "vote-state"
 VOTE_STATE_CHANGELOG = changelog(VOTE_STATE_TABLE, VOTES_RAW)
 
+# Configuration the tenant service publishes through its outbox (admin/outbox_relay.py):
+# compacted, so a reader that starts from the beginning ends with every key's
+# latest state. One partition: the topics are small, every reader reads them whole,
+# and one partition keeps the relay's order for every key.
+CONFIG_ZONES = TopicSpec(
+    name="config.zones",
+    partitions=1,
+    key="tenantId|buildingId|zoneId",
+    cleanup_policy="compact",
+    retention_ms=None,
+)
+CONFIG_TENANT_SETTINGS = TopicSpec(
+    name="config.tenant-settings",
+    partitions=1,
+    key="tenantId",
+    cleanup_policy="compact",
+    retention_ms=None,
+)
+
 # The PostgreSQL sink's own consumer group on votes.accepted.
 PG_SINK_GROUP = "sbp-pg-sink"
 
@@ -89,4 +108,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     VOTES_ACCEPTED,
     VOTES_DLQ,
     VOTE_STATE_CHANGELOG,
+    CONFIG_ZONES,
+    CONFIG_TENANT_SETTINGS,
 )

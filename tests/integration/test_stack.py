@@ -23,6 +23,7 @@ def test_every_service_is_healthy(stack: Settings) -> None:
         "redis",
         "kafka",
         "registry",
+        "admin",
         *[f"worker-{i}" for i in workers.running(stack)],
         "pg-sink",
         "gateway",
