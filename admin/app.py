@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.keyset = KeySet.load_or_create(settings.keys_dir)
         state.keyring = LocalKeyring.load_or_create(settings.keys_dir)
         pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            settings.pg_dsn("app"),
+            settings.pg_dsn("admin"),
             min_size=1,
             max_size=4,
             check=AsyncConnectionPool.check_connection,
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         codec = AvroCodec(registry_client(settings))
         writers = await asyncio.to_thread(_writers, codec)
         producer = Producer(producer_config({"bootstrap.servers": settings.kafka_bootstrap}))
-        state.relay = OutboxRelay(settings.pg_dsn("app"), producer, codec, writers)
+        state.relay = OutboxRelay(settings.pg_dsn("admin"), producer, codec, writers)
         state.relay_task = asyncio.create_task(state.relay.run_forever())
         try:
             yield

@@ -38,7 +38,7 @@ def seed_zones(
     rows = list(zones)
 
     async def seed() -> int:
-        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("app"))
+        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("admin"))
         async with conn, conn.transaction():
             await tenant_scope(conn, tenant_id)
             await store.create_tenant(conn, tenant_id, tenant_id)

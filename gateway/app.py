@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await asyncio.to_thread(publisher.wait_connected)
         state.redis = connect(settings.redis_url_for("gateway"))
         state.redis_text = connect(settings.redis_url_for("gateway"), text=True)
-        state.pg = ReconnectingConnection(settings.pg_dsn("app"))
+        state.pg = ReconnectingConnection(settings.pg_dsn("gateway"))
         state.config = ConfigCache({"bootstrap.servers": settings.kafka_bootstrap}, codec)
         state.config.start()
         state.zones = ZoneDirectory(state.pg, state.config)
@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             policy=SkewPolicy(),
         )
         # Its own connection: logins and refreshes never queue behind zone lookups.
-        auth_pg = ReconnectingConnection(settings.pg_dsn("app"))
+        auth_pg = ReconnectingConnection(settings.pg_dsn("gateway"))
         state.auth = AuthService(
             auth_pg,
             state.keyset,

@@ -103,7 +103,7 @@ def users_create(
     settings = get_settings()
 
     async def create() -> None:
-        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("app"))
+        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("admin"))
         async with conn, conn.transaction():
             done = await provision_account(
                 conn,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from admin.tenant_settings import DEFAULT_SETTINGS
 from devstack.seed import seed_demo
-from sbp.settings import Settings
+from sbp.settings import PG_SERVICE_ROLES, Settings
 from schemas.catalog import register_all
 from schemas.codec import registry_client
 from sinks.timescale.migrate import migrate
@@ -24,7 +24,8 @@ def init_database(
 ) -> list[str]:
     """Roles, database, migrations (and the demo tenant); returns migrations applied now."""
     bootstrap_database(settings, superuser_dsn)
-    applied = migrate(settings.pg_dsn("owner"), settings.pg_app_user)
+    roles = {name: settings.pg_credentials(name)[0] for name in ("app", *PG_SERVICE_ROLES)}
+    applied = migrate(settings.pg_dsn("owner"), roles)
     backfill_config_outbox(
         superuser_dsn(settings.pg_database), DEFAULT_SETTINGS.model_dump(by_alias=True)
     )

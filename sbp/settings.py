@@ -88,9 +88,20 @@ class Settings(BaseModel):
     # Owns every object and runs migrations; services never connect as it.
     pg_owner_user: str = "sbp_owner"
     pg_owner_password: str = "sbp-owner-dev"
-    # What the services use: not a superuser, no BYPASSRLS, owns nothing.
+    # Tooling and tests (seeding a test tenant, reading rows back): not a superuser,
+    # no BYPASSRLS, owns nothing. No service connects as it.
     pg_app_user: str = "sbp_app"
     pg_app_password: str = "sbp-app-dev"
+    # One login role per service, each granted only the statements its code runs
+    # (migration 0006); like the application role, none owns anything or bypasses RLS.
+    pg_gateway_user: str = "sbp_gateway"
+    pg_gateway_password: str = "sbp-gateway-dev"
+    pg_admin_user: str = "sbp_admin"
+    pg_admin_password: str = "sbp-admin-dev"
+    pg_registry_user: str = "sbp_registry"
+    pg_registry_password: str = "sbp-registry-dev"
+    pg_sink_user: str = "sbp_sink"
+    pg_sink_password: str = "sbp-sink-dev"
 
     registry_user: str = "sbp-registry"
     registry_password: str = "sbp-registry-dev"
@@ -135,11 +146,16 @@ class Settings(BaseModel):
         """The `user:password` form that confluent-kafka's `basic.auth.user.info` takes."""
         return f"{self.registry_user}:{self.registry_password}"
 
+    def pg_credentials(self, role: str) -> tuple[str, str]:
+        """`owner`, `app` (tooling) or a service: `gateway`, `admin`, `registry`, `sink`."""
+        if role not in ("owner", "app", *PG_SERVICE_ROLES):
+            raise ValueError(f"unknown PostgreSQL role {role!r}")
+        user: str = getattr(self, f"pg_{role}_user")
+        password: str = getattr(self, f"pg_{role}_password")
+        return user, password
+
     def pg_dsn(self, role: str = "app") -> str:
-        user, password = {
-            "app": (self.pg_app_user, self.pg_app_password),
-            "owner": (self.pg_owner_user, self.pg_owner_password),
-        }[role]
+        user, password = self.pg_credentials(role)
         return make_conninfo(
             host=self.pg_host or self.host,
             port=self.pg_port,
@@ -157,6 +173,8 @@ class Settings(BaseModel):
             password=password,
         )
 
+
+PG_SERVICE_ROLES = ("gateway", "admin", "registry", "sink")
 
 _ENV_PREFIX = "SBP_"
 

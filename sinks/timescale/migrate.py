@@ -1,9 +1,10 @@
 """Versioned, idempotent SQL migrations, recorded in `public.schema_migrations`.
 
 Files are `migrations/NNNN_name.sql`, applied in order, each in its own
-transaction, as the owner role (so the owner owns every object and the
-application role owns nothing). A file may say `{{app_role}}` where it grants
-to the application role; the runner substitutes the quoted role name. An
+transaction, as the owner role (so the owner owns every object and the other
+roles own nothing). A file may say `{{app_role}}`, `{{gateway_role}}`,
+`{{admin_role}}`, `{{registry_role}}` or `{{sink_role}}` where it grants to that
+role; the runner substitutes the quoted role name. An
 applied file whose content later changes is refused, not re-run.
 """
 
@@ -45,11 +46,17 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def render(migration: Migration, app_role: str) -> str:
-    return migration.text.replace("{{app_role}}", sql.Identifier(app_role).as_string())
+def render(migration: Migration, roles: dict[str, str]) -> str:
+    """Substitute each `{{<name>_role}}` with the quoted role name."""
+    text = migration.text
+    for name, role in roles.items():
+        text = text.replace("{{" + name + "_role}}", sql.Identifier(role).as_string())
+    return text
 
 
-def migrate(owner_dsn: str, app_role: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migrate(
+    owner_dsn: str, roles: dict[str, str], directory: Path = MIGRATIONS_DIR
+) -> list[str]:
     """Apply pending migrations; returns the names applied by this call."""
     applied_now: list[str] = []
     with psycopg.connect(owner_dsn, autocommit=True) as conn:
@@ -73,7 +80,7 @@ def migrate(owner_dsn: str, app_role: str, directory: Path = MIGRATIONS_DIR) -> 
                             "was applied; write a new migration instead"
                         )
                     continue
-                conn.execute(render(migration, app_role).encode())
+                conn.execute(render(migration, roles).encode())
                 conn.execute(
                     "INSERT INTO public.schema_migrations (version, name, checksum)"
                     " VALUES (%s, %s, %s)",

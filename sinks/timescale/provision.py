@@ -14,15 +14,14 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from sbp.settings import Settings
+from sbp.settings import PG_SERVICE_ROLES, Settings
 
 
 def bootstrap_database(settings: Settings, superuser_dsn: Callable[[str], str]) -> None:
-    """Create the owner and application roles and the database, idempotently."""
+    """Create the owner, application and service roles and the database, idempotently."""
     with psycopg.connect(superuser_dsn("postgres"), autocommit=True) as conn:
         for role, password in (
-            (settings.pg_owner_user, settings.pg_owner_password),
-            (settings.pg_app_user, settings.pg_app_password),
+            settings.pg_credentials(name) for name in ("owner", "app", *PG_SERVICE_ROLES)
         ):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
@@ -52,12 +51,22 @@ def bootstrap_database(settings: Settings, superuser_dsn: Callable[[str], str]) 
                 "REVOKE ALL ON SCHEMA public FROM PUBLIC; REVOKE ALL ON DATABASE {} FROM PUBLIC"
             ).format(sql.Identifier(settings.pg_database))
         )
-        conn.execute(
-            # TEMPORARY: the sinks COPY into temp tables (COPY into an RLS table is refused).
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(settings.pg_database), sql.Identifier(settings.pg_app_user)
+        for name in ("app", *PG_SERVICE_ROLES):
+            conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(settings.pg_database),
+                    sql.Identifier(settings.pg_credentials(name)[0]),
+                )
             )
-        )
+        for name in ("app", "sink"):
+            conn.execute(
+                # TEMPORARY: the sink COPYs into temp tables (COPY into an RLS table is
+                # refused); no other service needs it.
+                sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(settings.pg_database),
+                    sql.Identifier(settings.pg_credentials(name)[0]),
+                )
+            )
 
 
 BACKFILL_STEP = "config_outbox_backfill_v1"

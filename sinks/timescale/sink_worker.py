@@ -303,7 +303,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
     web.start()
     registry = registry_client(settings)
     store = VoteStore(
-        settings.pg_dsn("app"),
+        settings.pg_dsn("sink"),
         stop,
         on_retry=lambda: stats.add(retries=1),
         on_health=stats.set_db_ok,

@@ -45,9 +45,14 @@ PARTITION_MONTHS = 14
 _ENSURE_PARTITIONS = "SELECT sbp.ensure_vote_partitions(%s::date, %s)"
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 # Session-local staging table; ON COMMIT DELETE ROWS empties it after every batch.
+# Its columns are spelled out rather than copied with LIKE sbp.votes, which would
+# need SELECT on the votes table: the sink's role may only insert votes (0006).
 _CREATE_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS votes_in "
-    "(LIKE sbp.votes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS votes_in ("
+    "tenant_id text, vote_uuid uuid, building_id text, zone_id text, kind text,"
+    " value smallint, preference text, user_ref text, client_ts timestamptz,"
+    " received_at timestamptz, late boolean, device_id text, app_version text,"
+    " comment_cipher bytea, schema_version smallint) ON COMMIT DELETE ROWS"
 )
 _COPY_STAGING = f"COPY votes_in ({_COLS}) FROM STDIN"
 _MOVE_STAGED = (

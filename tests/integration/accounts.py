@@ -22,7 +22,7 @@ def create_account(
     password: str = PASSWORD,
 ) -> Provisioned:
     async def create() -> Provisioned:
-        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("app"))
+        conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("admin"))
         async with conn, conn.transaction():
             return await provision_account(
                 conn,

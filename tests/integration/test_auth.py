@@ -210,7 +210,7 @@ async def test_refresh_reuse_after_the_grace_revokes_the_whole_family(tenant: Te
         create_account, settings, tenant.tenant_id, "ivan", "occupant", [tenant.building_id]
     )
     clock = _Clock()
-    db = ReconnectingConnection(settings.pg_dsn("app"))
+    db = ReconnectingConnection(settings.pg_dsn("gateway"))
     redis = connect(settings.redis_url_for("gateway"))
     service = AuthService(
         db,

@@ -284,19 +284,19 @@ def test_cross_tenant_pen_suite(
 
     # --- PostgreSQL as the service role -------------------------------------------------
     attempt(
-        "PostgreSQL: read accounts with app.tenant_id unset",
+        "PostgreSQL as the gateway: read accounts with app.tenant_id unset",
         (0, "rows"),
         lambda: (_count_users(tenant.settings, None), "rows"),
         lambda: (200 if _count_users(tenant.settings, tenant.tenant_id) >= 2 else 500, "rows"),
     )
     attempt(
-        "PostgreSQL: read accounts under another tenant's app.tenant_id",
+        "PostgreSQL as the gateway: read accounts under another tenant's app.tenant_id",
         (0, "rows"),
         lambda: (_count_users(tenant.settings, victim.tenant_id, of=tenant.tenant_id), "rows"),
         lambda: (200 if _count_users(tenant.settings, tenant.tenant_id) >= 2 else 500, "rows"),
     )
     attempt(
-        "PostgreSQL: erase the auth audit",
+        "PostgreSQL as the gateway: erase the auth audit",
         (403, "InsufficientPrivilege"),
         lambda: _delete_audit(tenant.settings, tenant.tenant_id),
         lambda: (200 if _audit_rows(tenant.settings, tenant.tenant_id) > 0 else 500, "rows"),
@@ -338,7 +338,7 @@ def _issued_ago(tenant: Tenant, minutes: int) -> str:
 
 
 def _count_users(settings: Settings, scope: str | None, of: str | None = None) -> int:
-    with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
+    with psycopg.connect(settings.pg_dsn("gateway")) as conn, conn.transaction():
         if scope is not None:
             conn.execute("SELECT set_config('app.tenant_id', %s, true)", (scope,))
         if of is None:
@@ -351,7 +351,7 @@ def _count_users(settings: Settings, scope: str | None, of: str | None = None) -
 
 
 def _audit_rows(settings: Settings, tenant_id: str) -> int:
-    with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
+    with psycopg.connect(settings.pg_dsn("gateway")) as conn, conn.transaction():
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
         row = conn.execute("SELECT count(*) FROM sbp.auth_audit").fetchone()
         return int(row[0]) if row else -1
@@ -359,7 +359,7 @@ def _audit_rows(settings: Settings, tenant_id: str) -> int:
 
 def _delete_audit(settings: Settings, tenant_id: str) -> tuple[int, str]:
     try:
-        with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
+        with psycopg.connect(settings.pg_dsn("gateway")) as conn, conn.transaction():
             conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
             conn.execute("DELETE FROM sbp.auth_audit")
     except psycopg.errors.InsufficientPrivilege:

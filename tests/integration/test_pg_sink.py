@@ -308,7 +308,7 @@ def test_a_permanent_database_error_stops_the_sink_at_once(sink: Settings) -> No
     # forever. It stops before it joins the group, so the real sink is untouched.
     env = {
         **os.environ,
-        "SBP_PG_APP_PASSWORD": f"wrong-{uuid.uuid4().hex[:8]}",
+        "SBP_PG_SINK_PASSWORD": f"wrong-{uuid.uuid4().hex[:8]}",
         "SBP_SINK_WEB_PORT": "0",  # any free port: the stack's sink holds the real one
     }
     done = subprocess.run(
