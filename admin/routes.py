@@ -25,7 +25,7 @@ from gateway.batch_request import RequestRejected, parse_json_object
 from gateway.http_errors import authenticate, error_response, read_capped
 from gateway.responses import OrjsonResponse
 from identity.account_store import Conn, tenant_scope
-from identity.principal import Principal, Role
+from identity.principal import Principal, Role, is_valid_id
 from identity.provisioning import ProvisioningError, provision_account
 from identity.rbac import Action
 
@@ -62,6 +62,22 @@ def _handled(handler: Handler) -> Handler:
     return route
 
 
+_NOT_FOUND = {
+    "tenant_id": ("unknown_tenant", "no such tenant"),
+    "building_id": ("unknown_building", "no such building"),
+    "zone_id": ("unknown_zone", "no such zone"),
+}
+
+
+def _path_id(request: Request, name: str) -> str:
+    """A path id; one that is not even a valid id names nothing: 404, as for a missing one."""
+    value = request.path_params[name]
+    if not is_valid_id(value):
+        code, message = _NOT_FOUND[name]
+        raise RequestRejected(404, code, message)
+    return str(value)
+
+
 def _conflict(what: str) -> RequestRejected:
     return RequestRejected(409, "already_exists", f"{what} already exists")
 
@@ -91,7 +107,7 @@ async def create_tenant(request: Request) -> Response:
 
 async def get_tenant(request: Request) -> Response:
     authenticate(request, Action.PLATFORM_ADMIN)
-    tenant_id = request.path_params["tenant_id"]
+    tenant_id = _path_id(request, "tenant_id")
     async with _tenant_tx(request, tenant_id) as conn:
         found = await store.get_tenant(conn, tenant_id)
     if found is None:
@@ -102,7 +118,7 @@ async def get_tenant(request: Request) -> Response:
 async def create_tenant_admin(request: Request) -> Response:
     """A platform admin creates a tenant's first administrators."""
     authenticate(request, Action.PLATFORM_ADMIN)
-    tenant_id = request.path_params["tenant_id"]
+    tenant_id = _path_id(request, "tenant_id")
     body = await _body(request)
     async with _tenant_tx(request, tenant_id) as conn:
         if await store.get_tenant(conn, tenant_id) is None:
@@ -132,7 +148,7 @@ async def list_buildings(request: Request) -> Response:
 
 async def delete_building(request: Request) -> Response:
     principal = _tenant_admin(request)
-    building_id = request.path_params["building_id"]
+    building_id = _path_id(request, "building_id")
     async with _tenant_tx(request, principal.tenant_id) as conn:
         if not await store.delete_building(conn, principal.tenant_id, building_id):
             raise RequestRejected(404, "unknown_building", "no such building")
@@ -141,7 +157,7 @@ async def delete_building(request: Request) -> Response:
 
 async def create_floor(request: Request) -> Response:
     principal = _tenant_admin(request)
-    building_id = request.path_params["building_id"]
+    building_id = _path_id(request, "building_id")
     body = await _body(request)
     floor_id, floor_name = text_id(body, "floorId"), name(body)
     async with _tenant_tx(request, principal.tenant_id) as conn:
@@ -155,7 +171,7 @@ async def create_floor(request: Request) -> Response:
 
 async def create_zone(request: Request) -> Response:
     principal = _tenant_admin(request)
-    building_id = request.path_params["building_id"]
+    building_id = _path_id(request, "building_id")
     body = await _body(request)
     zone_id, floor_id, zone_name = text_id(body, "zoneId"), text_id(body, "floorId"), name(body)
     async with _tenant_tx(request, principal.tenant_id) as conn:
@@ -173,7 +189,7 @@ async def create_zone(request: Request) -> Response:
 
 async def list_zones(request: Request) -> Response:
     principal = _tenant_admin(request)
-    building_id = request.path_params["building_id"]
+    building_id = _path_id(request, "building_id")
     async with _tenant_tx(request, principal.tenant_id) as conn:
         await _require_building(conn, principal.tenant_id, building_id)
         zones = await store.list_zones(conn, principal.tenant_id, building_id)
@@ -182,7 +198,7 @@ async def list_zones(request: Request) -> Response:
 
 async def delete_zone(request: Request) -> Response:
     principal = _tenant_admin(request)
-    building_id, zone_id = request.path_params["building_id"], request.path_params["zone_id"]
+    building_id, zone_id = _path_id(request, "building_id"), _path_id(request, "zone_id")
     async with _tenant_tx(request, principal.tenant_id) as conn:
         if not await store.delete_zone(conn, principal.tenant_id, building_id, zone_id):
             raise RequestRejected(404, "unknown_zone", "no such zone")
@@ -208,7 +224,7 @@ async def _create_user(
 ) -> Response:
     user_id = text_id(body, "userId")
     role_value = forced_role.value if forced_role else body.get("role")
-    if role_value not in {r.value for r in TENANT_ROLES}:
+    if not isinstance(role_value, str) or role_value not in {r.value for r in TENANT_ROLES}:
         raise RequestRejected(
             422, "invalid_role", f"role must be one of {sorted(r.value for r in TENANT_ROLES)}"
         )

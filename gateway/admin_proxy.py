@@ -26,15 +26,14 @@ async def forward(request: Request) -> Response:
     except RequestRejected as rejected:
         return error_response(rejected)
     headers = {h: v for h in _FORWARDED_REQUEST_HEADERS if (v := request.headers.get(h))}
+    # The path and query exactly as the client encoded them: decoding and re-encoding
+    # could change what the tenant service sees (or fail on odd bytes).
+    target = request.scope["raw_path"].decode("latin-1")
+    if request.scope.get("query_string"):
+        target += "?" + request.scope["query_string"].decode("latin-1")
     try:
-        upstream = await client.request(
-            request.method,
-            request.url.path,
-            params=request.query_params,
-            content=body,
-            headers=headers,
-        )
-    except httpx.HTTPError:
+        upstream = await client.request(request.method, target, content=body, headers=headers)
+    except (httpx.HTTPError, httpx.InvalidURL):
         return error_response(
             RequestRejected(
                 503, "admin_unavailable", "the tenant service is unavailable", retry_after_s=5

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import admin_proxy, auth_routes
+from gateway import admin_proxy, auth_routes, openapi
 from gateway.clock_skew import SkewPolicy
 from gateway.config_cache import ConfigCache
 from gateway.live_fanout import LiveFanout
@@ -43,6 +43,7 @@ from sinks.timescale.connection import ReconnectingConnection
 from streams.topics import VOTES_RAW
 
 RAW_SUBJECT = catalog.value_subject(VOTES_RAW.name)
+OPENAPI = openapi.document()
 
 
 async def healthz(_request: Request) -> Response:
@@ -66,6 +67,10 @@ async def readyz(request: Request) -> Response:
         checks["postgres"] = False
     ready = all(checks.values())
     return OrjsonResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+async def openapi_json(_request: Request) -> Response:
+    return OrjsonResponse(OPENAPI)
 
 
 async def jwks(request: Request) -> Response:
@@ -158,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
+            Route("/openapi.json", openapi_json),
             Route("/api/v1/auth/login", auth_routes.login, methods=["POST"]),
             Route("/api/v1/auth/refresh", auth_routes.refresh, methods=["POST"]),
             Route("/api/v1/auth/logout", auth_routes.logout, methods=["POST"]),

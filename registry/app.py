@@ -4,7 +4,8 @@ Run it with `uvicorn --factory registry.app:create_app`. The lifespan opens one
 connection pool to PostgreSQL, as the application role, and closes it on
 shutdown; start-up fails if the database can't be reached, so a bad DSN shows
 at once instead of as a registry that answers every request with 50001.
-Every error leaves as Confluent's `{"error_code", "message"}` body.
+Every error leaves as Confluent's `{"error_code", "message"}` body, and every
+request body is capped while it is read (`registry.body_limit`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.auth import CHALLENGE
+from registry.body_limit import BodyLimit
 from registry.errors import RegistryError, Unauthorized
-from registry.routes import ROUTES, RegistryResponse
+from registry.responses import RegistryResponse
+from registry.routes import ROUTES
 from registry.store import Connection, Store
 from sbp.settings import Settings, get_settings
 
@@ -39,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            settings.pg_dsn("app"),
+            settings.pg_dsn("registry"),
             connection_class=AsyncConnection,
             kwargs={"autocommit": True},
             min_size=POOL_MIN_SIZE,
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
+        middleware=[Middleware(BodyLimit)],
         exception_handlers={
             RegistryError: _registry_error,
             HTTPException: _http_error,

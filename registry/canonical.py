@@ -19,29 +19,32 @@ Aliases are rewritten to full names while normalizing. The avro package's
 compatibility checker compares a writer's full name against the reader's
 aliases as written, so an unqualified alias (which the spec resolves in the
 named type's namespace) would otherwise never match.
+
+Untrusted text passes `strict_json` and `schema_rules` before any Avro parser
+sees it, so a hostile schema is refused with a short `SchemaInvalid` instead of
+a crash or a huge error message (see `registry.limits`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import avro.errors
 import avro.schema
 import fastavro.schema
 
+from registry import avro_parser, schema_rules, strict_json
+from registry.limits import SCHEMA_CACHE_CHARS, SCHEMA_CACHE_ENTRIES
+from registry.schema_cache import TextCache
+from registry.schema_rules import SchemaInvalid as SchemaInvalid
+
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
 _LOGICAL_ATTRIBUTES = ("logicalType", "precision", "scale")
 _INT_RANGE = {"int": 2**31, "long": 2**63}
-
-
-class SchemaInvalid(ValueError):
-    """The text is not a valid Avro schema; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -53,26 +56,33 @@ class AvroSchema:
     parsed: avro.schema.Schema = field(compare=False, repr=False)
 
 
+# Cached because every compatibility check re-reads the subject's history; a
+# result is immutable, so sharing it is safe. Refusals are not cached.
+_CACHE: TextCache[AvroSchema] = TextCache(SCHEMA_CACHE_CHARS, SCHEMA_CACHE_ENTRIES)
+
+
 def parse(text: str) -> AvroSchema:
     """Validate `text` as an Avro schema; raises `SchemaInvalid`."""
-    return _parse_cached(text)
+    schema = _CACHE.get(text)
+    if schema is None:
+        schema = _parse(text)
+        _CACHE.put(text, schema)
+    return schema
 
 
-@lru_cache(maxsize=512)
-def _parse_cached(text: str) -> AvroSchema:
-    # Cached because every compatibility check re-reads the subject's history;
-    # the result is immutable, so sharing it is safe.
+def _parse(text: str) -> AvroSchema:
     try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
+        document = strict_json.loads(text)
+    except strict_json.JsonRejected as exc:
         raise SchemaInvalid(f"schema is not valid JSON: {exc}") from exc
-    _parse_with_avro(text)
+    schema_rules.check(document)
+    _parse_with_avro(document)
     try:
         normalized = _Normalizer().normalize(document, namespace="")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SchemaInvalid(f"unsupported schema structure: {exc!r}") from exc
     normalized_form = json.dumps(normalized, separators=(",", ":"), ensure_ascii=False)
-    parsed = _parse_with_avro(normalized_form)
+    parsed = _parse_with_avro(normalized)
     _check_defaults(parsed)
     try:
         canonical_form = fastavro.schema.to_parsing_canonical_form(document)
@@ -87,17 +97,13 @@ def _parse_cached(text: str) -> AvroSchema:
     )
 
 
-def _parse_with_avro(text: str) -> avro.schema.Schema:
-    with warnings.catch_warnings():
-        # The spec says an unknown or invalid logical type is ignored and the
-        # underlying type used; the avro package warns about it, which is noise here.
-        warnings.simplefilter("ignore", avro.errors.IgnoredLogicalType)
-        try:
-            return avro.schema.parse(text)
-        except (avro.errors.AvroException, json.JSONDecodeError) as exc:
-            raise SchemaInvalid(str(exc)) from exc
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise SchemaInvalid(f"malformed schema: {exc!r}") from exc
+def _parse_with_avro(document: Any) -> avro.schema.Schema:
+    try:
+        return avro_parser.parse(document)
+    except avro.errors.AvroException as exc:
+        raise SchemaInvalid(str(exc)) from exc
+    except Exception as exc:  # avro signals some bad input with TypeError, OverflowError, ...
+        raise SchemaInvalid(f"malformed schema: {exc!r}") from exc
 
 
 class _Normalizer:

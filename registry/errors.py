@@ -7,13 +7,15 @@ reports the same `error_code` and `http_status_code` it would against Confluent.
 
 from __future__ import annotations
 
+from registry.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS
+
 
 class RegistryError(Exception):
     code: int = 50001
     default_message = "Error in the backend data store"
 
     def __init__(self, message: str | None = None) -> None:
-        self.message = message or self.default_message
+        self.message = _bounded(message or self.default_message)
         super().__init__(self.message)
 
     @property
@@ -96,6 +98,15 @@ class SubjectCompatibilityNotConfigured(RegistryError):
         )
 
 
+class BodyTooLarge(RegistryError):
+    # Confluent has no code of its own for this; like 409 and 422 here, the
+    # bare HTTP status is the code.
+    code = 413
+    default_message = (
+        f"Request body too large: at most {MAX_BODY_BYTES} bytes are accepted by this registry"
+    )
+
+
 class IncompatibleSchema(RegistryError):
     # Confluent uses the bare HTTP status as the code for this one.
     code = 409
@@ -136,3 +147,11 @@ class InvalidCompatibilityLevel(RegistryError):
 
 class StoreError(RegistryError):
     code = 50001
+
+
+def _bounded(message: str) -> str:
+    # Messages quote the input; a hostile request must not get a huge error body.
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    cut = len(message) - MAX_MESSAGE_CHARS
+    return f"{message[:MAX_MESSAGE_CHARS]}... ({cut} more characters cut)"

@@ -9,7 +9,6 @@ auth. Handlers only translate HTTP; rules live in `store`, `canonical` and
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from registry import canonical, compatibility
+from registry import canonical, compatibility, strict_json
 from registry.auth import require_basic_auth
 from registry.compatibility import Level
 from registry.errors import (
@@ -30,14 +29,10 @@ from registry.errors import (
     StoreError,
     SubjectCompatibilityNotConfigured,
 )
+from registry.responses import MEDIA_TYPE, RegistryResponse
 from registry.store import Registered, Store
 
-MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 _MAX_ID = 2**31 - 1
-
-
-class RegistryResponse(JSONResponse):
-    media_type = MEDIA_TYPE
 
 
 class MalformedRequest(RegistryError):
@@ -66,9 +61,14 @@ def _flag(request: Request, name: str) -> bool:
 
 def _subject(request: Request) -> str:
     subject: str = request.path_params["subject"]
-    if not 0 < len(subject) <= 255 or any(ord(c) < 32 or ord(c) == 127 for c in subject):
+    if not 0 < len(subject) <= 255 or not _subject_text(subject):
         raise InvalidSubject(subject)
     return subject
+
+
+def _subject_text(text: str) -> bool:
+    """No control characters, and no lone surrogates (which PostgreSQL can't store)."""
+    return not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def _version(request: Request) -> int | None:
@@ -107,10 +107,11 @@ def _page(request: Request, items: list[Any]) -> list[Any]:
 
 
 async def _json_body(request: Request, error: type[RegistryError]) -> Any:
+    # The body is at most MAX_BODY_BYTES: registry.body_limit stops the read past it.
     raw = await request.body()
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return strict_json.loads(raw)
+    except strict_json.JsonRejected as exc:
         raise error(f"Malformed JSON request body: {exc}") from exc
 
 
@@ -214,10 +215,14 @@ async def schema_subjects(request: Request) -> Response:
 
 
 async def list_subjects(request: Request) -> Response:
+    prefix = request.query_params.get("subjectPrefix", "")
+    if not _subject_text(prefix):
+        # No subject holds such a character; PostgreSQL could not even take a NUL.
+        return RegistryResponse([])
     subjects = await _store(request).subjects(
         include_deleted=_flag(request, "deleted"),
         deleted_only=_flag(request, "deleted_only"),
-        prefix=request.query_params.get("subjectPrefix", ""),
+        prefix=prefix,
     )
     return RegistryResponse(_page(request, subjects))
 

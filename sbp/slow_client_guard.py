@@ -6,6 +6,8 @@ connection, its buffers and an open request for as long as it likes, and a few
 thousand such clients exhaust the process. This protocol closes a connection whose
 headers have not all arrived `HEADER_TIMEOUT_S` after its request began (or after it
 connected), or whose body has not all arrived `BODY_TIMEOUT_S` after its headers.
+It also closes one whose request line and headers pass `MAX_HEADER_BYTES`, which the
+parser would otherwise buffer whole (90 MiB of URL took a process to 215 MiB).
 
 Run with `uvicorn --http sbp.slow_client_guard:GuardedHttpToolsProtocol`.
 """
@@ -18,17 +20,34 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT_S = 10.0
+# The request line and headers together; uvicorn's parser would buffer any amount
+# before the app runs. Real requests here carry a token of about 1 KiB.
+MAX_HEADER_BYTES = 64 * 1024
 # A full 100-vote batch is at most 800 KiB: 30 s allows a link of about 27 KiB/s.
 BODY_TIMEOUT_S = 30.0
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _deadline: asyncio.TimerHandle | None = None
+    # Bytes received while a request's headers are incomplete; None once they are.
+    _header_bytes: int | None = 0
     closed_for_slowness = 0  # per process, for tests and /stats
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        self._header_bytes = 0
         self._arm(HEADER_TIMEOUT_S)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_bytes is not None:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                # Too large to be a request of this API: drop the connection before
+                # the parser buffers any more of it.
+                self._disarm()
+                self.transport.close()
+                return
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -39,11 +58,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(HEADER_TIMEOUT_S)
 
     def on_headers_complete(self) -> None:
+        self._header_bytes = None
         super().on_headers_complete()
         self._arm(BODY_TIMEOUT_S)
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._header_bytes = 0
         super().on_message_complete()
 
     def _arm(self, seconds: float) -> None:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from sbp.settings import Settings
-from sbp.slow_client_guard import BODY_TIMEOUT_S, HEADER_TIMEOUT_S
+from sbp.slow_client_guard import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_HEADER_BYTES
 
 SLACK_S = 5.0
 
@@ -70,3 +70,18 @@ def test_slow_headers_and_bodies_are_cut_off(stack: Settings) -> None:
     for (service, part), seconds in closed.items():
         limit = HEADER_TIMEOUT_S if part == "headers" else BODY_TIMEOUT_S
         assert limit - 1 <= seconds <= limit + SLACK_S, f"{service} slow {part}: {seconds:.1f} s"
+
+
+def test_oversized_headers_are_cut_off(stack: Settings) -> None:
+    """A request line and headers past 64 KiB close the connection before the parser
+    buffers them; a normal request on the same server is answered."""
+    for port in (stack.gateway_port, stack.registry_port):
+        with socket.create_connection((stack.host, port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz?" + b"a" * (MAX_HEADER_BYTES + 1) + b" HTTP/1.1\r\n")
+            sock.settimeout(10)
+            try:
+                closed = sock.recv(4096) == b""
+            except ConnectionResetError:
+                closed = True
+        assert closed, port
+        assert httpx.get(f"http://{stack.host}:{port}/healthz", timeout=5).status_code == 200
