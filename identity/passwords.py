@@ -9,6 +9,8 @@ takes as long as for a wrong password and does not tell which accounts exist.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,6 +21,10 @@ PARALLELISM = 1
 # Long enough for any passphrase; bounds the work an unauthenticated caller can cause.
 MAX_PASSWORD_CHARS = 256
 MIN_PASSWORD_CHARS = 12
+
+# At most half the cores hash at once, so a wave of logins (a shift change, a lecture
+# hall) never takes every core from the event loops serving votes.
+_SLOTS = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
 
 _HASHER = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=PARALLELISM)
 _DUMMY_HASH = _HASHER.hash("sbp-dummy-password-for-unknown-accounts")
@@ -37,7 +43,8 @@ def check_new_password(password: str) -> None:
 
 def hash_password(password: str) -> str:
     check_new_password(password)
-    return _HASHER.hash(password)
+    with _SLOTS:
+        return _HASHER.hash(password)
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
@@ -45,9 +52,11 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     if len(password) > MAX_PASSWORD_CHARS:
         return False
     try:
-        return _HASHER.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        with _SLOTS:
+            matched = _HASHER.verify(stored_hash or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
+    return matched and stored_hash is not None
 
 
 async def verify_password_async(stored_hash: str | None, password: str) -> bool:
