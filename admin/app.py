@@ -23,7 +23,7 @@ from admin.outbox_relay import OutboxRelay, producer_config
 from admin.routes import ROUTES
 from gateway.responses import OrjsonResponse
 from identity.keyring import LocalKeyring
-from identity.signing_keys import KeySet
+from identity.signing_keys import KeySet, refresh_periodically
 from sbp.settings import Settings, get_settings
 from schemas import catalog
 from schemas.codec import AvroCodec, Writer, registry_client
@@ -87,10 +87,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         producer = Producer(producer_config({"bootstrap.servers": settings.kafka_bootstrap}))
         state.relay = OutboxRelay(settings.pg_dsn("admin"), producer, codec, writers)
         state.relay_task = asyncio.create_task(state.relay.run_forever())
+        refresher = asyncio.create_task(refresh_periodically(state.keyset))
         try:
             yield
         finally:
             state.relay_task.cancel()
+            refresher.cancel()
             await asyncio.to_thread(producer.flush, 5)
             await pool.close()
 

@@ -34,7 +34,7 @@ from gateway.zone_directory import ZoneDirectory
 from identity.account_store import purge_expired
 from identity.auth_service import AuthService, TokenSettings
 from identity.keyring import LocalKeyring
-from identity.signing_keys import KeySet
+from identity.signing_keys import KeySet, refresh_periodically
 from sbp.settings import Settings, get_settings
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
@@ -77,16 +77,6 @@ async def jwks(request: Request) -> Response:
     keyset: KeySet = request.app.state.keyset
     keyset.refresh()
     return OrjsonResponse(keyset.jwks(), headers={"Cache-Control": "max-age=300"})
-
-
-async def _refresh_keys(keyset: KeySet, every_s: float = 30.0) -> None:
-    """Pick up rotated and retired signing keys without a restart."""
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            keyset.refresh()
-        except Exception:
-            logging.getLogger(__name__).exception("signing key refresh failed")
 
 
 async def _purge_auth_rows(auth_pg: ReconnectingConnection, every_s: float = 3600.0) -> None:
@@ -142,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             RedisLoginThrottle(state.redis),
             TokenSettings(settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s),
         )
-        refresher = asyncio.create_task(_refresh_keys(state.keyset))
+        refresher = asyncio.create_task(refresh_periodically(state.keyset))
         purger = asyncio.create_task(_purge_auth_rows(auth_pg))
         try:
             yield

@@ -23,17 +23,20 @@ always in the set; `jwks()` never contains private material.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import fcntl
 import hashlib
+import itertools
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -155,6 +158,21 @@ class KeySet:
             keys.append(new)
             return self._commit(keys, new.kid)
 
+    def retire_expired(self, horizon: timedelta, now: datetime | None = None) -> list[str]:
+        """Retire every key that stopped signing more than `horizon` ago (the longest
+        token lifetime plus clock leeway): no token it signed can still be valid."""
+        with self._editing() as (keys, active):
+            gone = expired_kids(keys, active, now or datetime.now(UTC), horizon)
+            if gone:
+                self._commit([k for k in keys if k.kid not in gone], active)
+        return sorted(gone)
+
+    def describe(self) -> list[tuple[str, datetime, bool]]:
+        """(kid, created, signing?) in creation order, for operators."""
+        snap = self._snap
+        ordered = sorted(snap.keys.values(), key=lambda k: k.created_at)
+        return [(k.kid, k.created_at, k.kid == snap.active_kid) for k in ordered]
+
     def retire(self, kid: str) -> None:
         """Remove a key; tokens it signed stop verifying. The signing key cannot retire."""
         with self._editing() as (keys, active):
@@ -186,6 +204,19 @@ class KeySet:
         stamp = _stamp(self._path) if self._path else None
         self._snap = _snapshot(keys, active_kid, stamp)
         return active_kid
+
+
+def expired_kids(
+    keys: list[SigningKey], active: str, now: datetime, horizon: timedelta
+) -> set[str]:
+    """Keys other than the signing one whose successor was created over `horizon` ago.
+    A key signs until the next one is made, so that is when its last token was issued."""
+    ordered = sorted(keys, key=lambda k: k.created_at)
+    return {
+        key.kid
+        for key, successor in itertools.pairwise(ordered)
+        if key.kid != active and now - successor.created_at > horizon
+    }
 
 
 def _snapshot(
@@ -268,3 +299,15 @@ def _b64url(data: bytes) -> str:
 
 def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+async def refresh_periodically(keyset: KeySet, every_s: float = 30.0) -> None:
+    """Pick up rotated and retired keys without a restart (a task of each service that
+    verifies tokens): an unknown kid triggers a reload at once, but a retired kid is
+    still known until the file is read again."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            keyset.refresh()
+        except Exception:
+            logging.getLogger(__name__).exception("signing key refresh failed")

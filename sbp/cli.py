@@ -140,6 +140,28 @@ def keys_rotate() -> None:
     console.print(f"signing with {keyset.rotate()}; verifying {', '.join(keyset.kids)}")
 
 
+@keys.command("list")
+def keys_list() -> None:
+    """The signing key set: kid, creation time, and which key signs."""
+    from identity.signing_keys import KeySet
+
+    for kid, created, signing in KeySet.load_or_create(get_settings().keys_dir).describe():
+        console.print(f"{kid}  {created.isoformat()}  {'signing' if signing else 'verifying'}")
+
+
+@keys.command("retire-expired")
+def keys_retire_expired() -> None:
+    """Retire every key that stopped signing more than 15 minutes (plus leeway) ago."""
+    from datetime import timedelta
+
+    from identity.signing_keys import KeySet
+    from identity.tokens import LEEWAY_S, MAX_LIFETIME_S
+
+    keyset = KeySet.load_or_create(get_settings().keys_dir)
+    gone = keyset.retire_expired(timedelta(seconds=MAX_LIFETIME_S + LEEWAY_S))
+    console.print(f"retired {', '.join(gone) or 'nothing'}; verifying {', '.join(keyset.kids)}")
+
+
 @keys.command("retire")
 def keys_retire(kid: str = typer.Argument(..., help="the key id to remove")) -> None:
     """Remove a key once every token it signed has expired (15 minutes after rotate)."""

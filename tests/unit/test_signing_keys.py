@@ -9,14 +9,20 @@ import stat
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from identity.keyring import KeyringError
-from identity.signing_keys import SIGNING_KEYS_FILE, KeySet, KeySetError, SigningKey
+from identity.signing_keys import (
+    SIGNING_KEYS_FILE,
+    KeySet,
+    KeySetError,
+    SigningKey,
+    expired_kids,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,3 +188,31 @@ def test_concurrent_first_use_from_processes_yields_one_key_set(tmp_path: Path) 
     kids = {proc.communicate(timeout=60)[0].strip().decode() for proc in procs}
     assert all(proc.returncode == 0 for proc in procs)
     assert kids == {KeySet.load_or_create(tmp_path).signing_key.kid}
+
+
+def test_keys_retire_once_every_token_they_signed_has_expired() -> None:
+    t0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    first = SigningKey.generate(now=t0)
+    second = SigningKey.generate(now=t0 + timedelta(minutes=60))
+    third = SigningKey.generate(now=t0 + timedelta(minutes=70))
+    keys = [third, first, second]
+    horizon = timedelta(minutes=15, seconds=30)
+    # `first` stopped signing at 60 min, when `second` was made; `second` at 70 min.
+    assert expired_kids(keys, third.kid, t0 + timedelta(minutes=70), horizon) == set()
+    assert expired_kids(keys, third.kid, t0 + timedelta(minutes=76), horizon) == {first.kid}
+    assert expired_kids(keys, third.kid, t0 + timedelta(minutes=86), horizon) == {
+        first.kid,
+        second.kid,
+    }
+    # The signing key never retires, however old.
+    assert third.kid not in expired_kids(keys, third.kid, t0 + timedelta(days=9), horizon)
+
+
+def test_retire_expired_persists_what_it_removed(tmp_path: Path) -> None:
+    keyset = KeySet.load_or_create(tmp_path)
+    old = keyset.signing_key.kid
+    keyset.rotate()
+    assert keyset.retire_expired(timedelta(minutes=15)) == []  # the old one just stopped
+    later = datetime.now(UTC) + timedelta(minutes=16)
+    assert keyset.retire_expired(timedelta(minutes=15), now=later) == [old]
+    assert old not in KeySet.load_or_create(tmp_path).kids
