@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from psycopg.conninfo import make_conninfo
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +22,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     state_dir: Path = Field(default=REPO_ROOT / ".devstack")
+    # The local stack and tests. Outside dev mode (SBP_DEV_MODE=false) every password
+    # must be set to something other than its development default, or the process
+    # refuses to start (`_no_default_passwords`).
+    dev_mode: bool = True
 
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
@@ -117,6 +121,22 @@ class Settings(BaseModel):
     jwt_issuer: str = "sbp-dev"
     jwt_audience: str = "sbp-api"
     access_token_ttl_s: int = 15 * 60
+
+    @model_validator(mode="after")
+    def _no_default_passwords(self) -> Settings:
+        if self.dev_mode:
+            return self
+        defaults = [
+            name
+            for name, field in type(self).model_fields.items()
+            if name.endswith("_password")
+            and field.default is not None
+            and getattr(self, name) == field.default
+        ]
+        if defaults:
+            names = ", ".join("SBP_" + n.upper() for n in defaults)
+            raise ValueError(f"outside dev mode these must be set, not left at defaults: {names}")
+        return self
 
     @property
     def keys_dir(self) -> Path:

@@ -118,3 +118,18 @@ def test_redis_passwords_are_url_quoted_so_redis_py_reads_them_back(password: st
 def test_an_unknown_redis_client_is_refused() -> None:
     with pytest.raises(KeyError):
         Settings().redis_url_for("default")
+
+
+def test_outside_dev_mode_no_default_password_is_accepted() -> None:
+    with pytest.raises(ValueError, match="SBP_PG_GATEWAY_PASSWORD"):
+        settings_from_env({"SBP_DEV_MODE": "false"})
+    passwords = {
+        "SBP_" + name.upper(): f"real-{name}"
+        for name in Settings.model_fields
+        if name.endswith("_password") and name != "pg_superuser_password"
+    }
+    # Every password set: accepted (the superuser's has no default and may stay unset).
+    assert settings_from_env({"SBP_DEV_MODE": "false", **passwords}).dev_mode is False
+    one_left = {k: v for k, v in passwords.items() if k != "SBP_REDIS_WORKER_PASSWORD"}
+    with pytest.raises(ValueError, match="SBP_REDIS_WORKER_PASSWORD"):
+        settings_from_env({"SBP_DEV_MODE": "false", **one_left})
