@@ -35,6 +35,8 @@ class Settings(BaseModel):
     gateway_port: int = 18000
     # The tenant service (admin API and outbox relay); the gateway forwards to it.
     admin_port: int = 18010
+    # Where the gateway finds it when it runs elsewhere (a container, production).
+    admin_url_override: str | None = None
     # The first faust worker's web server: readiness (/ready) and /stats. Worker
     # instance i listens on worker_web_port + i - 1.
     worker_web_port: int = 18066
@@ -155,7 +157,7 @@ class Settings(BaseModel):
 
     @property
     def admin_url(self) -> str:
-        return f"http://{self.host}:{self.admin_port}"
+        return self.admin_url_override or f"http://{self.host}:{self.admin_port}"
 
     @property
     def registry_url(self) -> str:

@@ -28,7 +28,7 @@ from sbp.settings import REPO_ROOT, Settings, settings_from_env
 COMPOSE_FILE = REPO_ROOT / "docker-compose.kafka.yml"
 
 INFRA = ("kafka", "postgres", "redis")
-PROJECT = ("registry", "worker", "pg-sink", "gateway")
+PROJECT = ("registry", "admin", "worker", "pg-sink", "gateway")
 
 # Host port of each long-running service -> the Settings field whose default it mirrors.
 HOST_PORT_FIELDS = {
@@ -36,6 +36,7 @@ HOST_PORT_FIELDS = {
     "postgres": "pg_port",
     "redis": "redis_port",
     "registry": "registry_port",
+    "admin": "admin_port",
     "gateway": "gateway_port",
     "worker": "worker_web_port",
     "pg-sink": "sink_web_port",
@@ -44,6 +45,7 @@ HOST_PORT_FIELDS = {
 # What each project service must run, whatever its exact command line.
 ENTRY_MODULES = {
     "registry": "registry.app",
+    "admin": "admin.app",
     "gateway": "gateway.app",
     "worker": "streams.worker",
     "pg-sink": "sinks.timescale.sink_worker",
@@ -253,6 +255,28 @@ def test_each_container_has_only_its_own_redis_password(
     for name, service in services.items():
         passwords = {k for k in _environment(service) if re.fullmatch(r"SBP_REDIS_\w+_PASSWORD", k)}
         assert passwords == own.get(name, set()), name
+
+
+def test_each_container_has_only_its_own_postgres_password(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    own = {
+        "registry": {"SBP_PG_REGISTRY_PASSWORD"},
+        "admin": {"SBP_PG_ADMIN_PASSWORD"},
+        "pg-sink": {"SBP_PG_SINK_PASSWORD"},
+        "gateway": {"SBP_PG_GATEWAY_PASSWORD"},
+    }
+    for name, service in services.items():
+        if name == "init":  # creates every role, so it holds every password
+            continue
+        passwords = {k for k in _environment(service) if re.fullmatch(r"SBP_PG_\w+_PASSWORD", k)}
+        assert passwords == own.get(name, set()), name
+
+
+def test_http_services_run_with_read_deadlines(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("registry", "admin", "gateway"):
+        argv = _argv(services[name])
+        assert _option(argv, "--http") == "sbp.slow_client_guard:GuardedHttpToolsProtocol", name
 
 
 def test_commands_run_modules_that_exist(services: dict[str, dict[str, Any]]) -> None:
