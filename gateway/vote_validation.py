@@ -15,7 +15,8 @@ the most basic problem first:
    schemaVersion 1 or 2). Fields are checked in the order of `_read_vote`.
 2. value  -> invalid_value: well-typed but outside the contract (nil UUID,
    kind, value range per kind and version, preference, text lengths, control
-   characters and lone surrogates in text).
+   characters and lone surrogates in text, invisible formatting characters in
+   deviceId and appVersion; see "Free text" below).
 3. zone   -> unknown_zone (missing, or another tenant's: 404 semantics, §4)
    or forbidden_building (own tenant, outside the token's buildingIds).
 4. time   -> future_timestamp or too_old, from `clock_skew.classify`.
@@ -30,6 +31,24 @@ Decisions:
 - v1 votes are not migrated here; the processor does that. `value` and
   `schema_version` are kept as sent.
 - Lengths are counted in code points. Messages never echo client input.
+
+Free text: invisible formatting characters, bidi controls (U+202A-U+202E,
+U+2066-U+2069, U+200E, U+200F, U+061C) and zero-width characters (U+200B-U+200D,
+U+2060, U+FEFF), can reorder or hide what a dashboard, an export or a log shows
+(spoofed text, "Trojan Source"), and make equal-looking strings differ. Per field:
+- `comment` (a person's words): they are stripped, and the vote is kept. Phone
+  keyboards put them there themselves (marks in Arabic and Hebrew text, ZWJ in
+  emoji sequences, ZWNJ in Persian, a BOM from a paste), so refusing would throw
+  away a rating for a character its author never saw. The cost: an emoji ZWJ
+  sequence is stored as its parts. The 280-character limit applies to the
+  comment as sent, so stripping only ever shortens an accepted comment.
+- `deviceId`, `appVersion` (identifiers the app generates): refused with
+  invalid_value. Operators match and group by them exactly; none legitimately
+  holds such a character, and silently editing one could make two devices' ids
+  equal.
+- Every other string field is a closed set or a strict format (voteUuid,
+  buildingId, zoneId, kind, preference, clientTs), which such a character already
+  fails: invalid_schema or invalid_value, as for any other wrong character.
 
 Invariants:
 - `validate_item` never raises for any JSON-like `item`.
@@ -65,6 +84,9 @@ _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # comment may keep tab and line breaks; the one-line device fields may not.
 _UNSAFE_COMMENT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _UNSAFE_LINE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Bidi controls U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069, and
+# zero-width U+200B-U+200D, U+2060, U+FEFF ("Free text" above).
+_INVISIBLE_RE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 
 _V1_VALUES = frozenset({-1, 0, 1})
 _THERMAL_RANGE = range(-3, 4)
@@ -314,7 +336,11 @@ def _read_vote(item: Mapping[object, object], vote_uuid: str | None) -> ValidVot
                 raise _value("preference must be warmer, no_change or cooler")
     _check_text("deviceId", device_id, MAX_DEVICE_FIELD_CHARS, _UNSAFE_LINE_RE)
     _check_text("appVersion", app_version, MAX_DEVICE_FIELD_CHARS, _UNSAFE_LINE_RE)
+    _refuse_invisible("deviceId", device_id)
+    _refuse_invisible("appVersion", app_version)
     _check_text("comment", comment, MAX_COMMENT_CHARS, _UNSAFE_COMMENT_RE)
+    if comment is not None:
+        comment = strip_invisible(comment)
     return ValidVote(
         vote_uuid=vote_uuid,
         building_id=building_id,
@@ -364,6 +390,16 @@ def _check_text(key: str, value: str | None, max_chars: int, unsafe: re.Pattern[
         raise _value(f"{key} must be at most {max_chars} characters")
     if unsafe.search(value):
         raise _value(f"{key} contains control characters or invalid Unicode")
+
+
+def _refuse_invisible(key: str, value: str | None) -> None:
+    if value is not None and _INVISIBLE_RE.search(value):
+        raise _value(f"{key} contains invisible formatting characters (bidi or zero-width)")
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without bidi controls and zero-width characters (the comment's policy)."""
+    return _INVISIBLE_RE.sub("", text)
 
 
 def mark_duplicates_in_batch(outcomes: Iterable[ItemOutcome]) -> None:

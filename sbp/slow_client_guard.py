@@ -41,13 +41,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._header_bytes is not None:
             self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                # Too large to be a request of this API: drop the connection before
-                # the parser buffers any more of it.
-                self._disarm()
-                self.transport.close()
-                return
+        # The chunk is parsed first: one read is bounded by the transport, and a chunk
+        # that holds the end of the headers and the start of the body is legitimate.
         super().data_received(data)
+        if (
+            self._header_bytes is not None
+            and self._header_bytes > MAX_HEADER_BYTES
+            and not self.transport.is_closing()
+        ):
+            # Still no end of headers after this much: not a request of this API. Drop
+            # the connection before the parser buffers any more of it.
+            self._disarm()
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

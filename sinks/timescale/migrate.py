@@ -54,9 +54,7 @@ def render(migration: Migration, roles: dict[str, str]) -> str:
     return text
 
 
-def migrate(
-    owner_dsn: str, roles: dict[str, str], directory: Path = MIGRATIONS_DIR
-) -> list[str]:
+def migrate(owner_dsn: str, roles: dict[str, str], directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; returns the names applied by this call."""
     applied_now: list[str] = []
     with psycopg.connect(owner_dsn, autocommit=True) as conn:

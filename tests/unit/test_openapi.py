@@ -28,9 +28,7 @@ def _mounted() -> set[tuple[str, str]]:
 
 
 def test_every_route_is_described_with_its_methods() -> None:
-    described = {
-        (path, method) for path, ops in document()["paths"].items() for method in ops
-    }
+    described = {(path, method) for path, ops in document()["paths"].items() for method in ops}
     assert _mounted() == described
 
 
