@@ -50,9 +50,7 @@ class BareResult:
 
 def end_offsets(settings: Settings, topic: str = VOTES_RAW.name) -> dict[int, int]:
     """Each partition's high watermark (the offset the next record will get)."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-watermarks"}
-    )
+    consumer = Consumer({**settings.kafka_config("admin"), "group.id": "bench-watermarks"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {
@@ -74,7 +72,7 @@ def span_size(span: Span) -> int:
 @contextmanager
 def scratch_topic(settings: Settings, name: str = SCRATCH_TOPIC) -> Iterator[str]:
     """A topic shaped like votes.accepted for one run; deleted afterwards, whatever happens."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient({**settings.kafka_config("admin")})
     if name in admin.list_topics(timeout=10).topics:
         _delete(admin, name)  # left by an interrupted run
     spec = NewTopic(
@@ -128,7 +126,7 @@ def run_bare_loop(settings: Settings, span: Span, out_topic: str) -> BareResult:
     deliveries = _Deliveries()
     producer = Producer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka_config("admin"),
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
@@ -138,7 +136,7 @@ def run_bare_loop(settings: Settings, span: Span, out_topic: str) -> BareResult:
     )
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka_config("admin"),
             "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

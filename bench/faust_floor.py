@@ -114,7 +114,7 @@ def bare_child(settings: Settings, args: argparse.Namespace, started: float) -> 
     codec = _codec(settings, args.schema_id) if args.child == "bare-decode" else None
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka_config("admin"),
             "group.id": f"bench-faust-floor-bare-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -149,7 +149,7 @@ def faust_child(settings: Settings, args: argparse.Namespace, started: float) ->
         datadir=args.datadir,
         # The worker's consumer and topic settings, without its RocksDB table, its
         # static membership and its web pages.
-        **stream_options(settings),
+        **stream_options(settings, principal="admin"),
         web_enabled=False,
     )
     topic = app.topic(
@@ -224,7 +224,7 @@ def produce(settings: Settings, topic: str, n: int, seed: int) -> int:
     encoder = RawVoteProducer(settings)
     producer = Producer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka_config("admin"),
             "acks": "all",
             "enable.idempotence": True,
             "partitioner": "murmur2_random",

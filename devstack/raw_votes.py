@@ -87,7 +87,8 @@ def random_raw_votes(
 
 
 class RawVoteProducer:
-    """Encodes with the newest votes.raw schema and produces with acks=all."""
+    """Encodes with the newest votes.raw schema and produces with acks=all, as the
+    gateway's principal: the only one allowed to write votes.raw."""
 
     def __init__(self, settings: Settings) -> None:
         with registry_client(settings) as client:
@@ -95,7 +96,7 @@ class RawVoteProducer:
             self.writer: Writer = self.codec.writer(RAW_SUBJECT, catalog.latest(RAW_SUBJECT).text)
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap,
+                **settings.kafka_config("gateway"),
                 "acks": "all",
                 "enable.idempotence": True,
                 "partitioner": "murmur2_random",  # as the gateway

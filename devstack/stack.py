@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
+
 from devstack import kafka, postgres, redis_server, workers
 from devstack.processes import ManagedProcess
 from devstack.python_services import ADMIN, GATEWAY, REGISTRY, SINK, worker
-from sbp.deploy import init_database, init_topics, register_schemas
+from sbp.deploy import init_database, init_principals, init_topics, register_schemas
 from sbp.settings import Settings
+from sinks.timescale.provision import BACKFILL_STEP
 
 
 @dataclass
@@ -78,9 +81,11 @@ def up(
     count = worker_count or max(len(workers.running(settings)), 1)
 
     log("kafka: resolving jars and starting the broker")
-    kafka.start(settings)
+    new_kafka_storage = kafka.start(settings)
     log("postgres: starting the private cluster")
     postgres.up(settings)
+    if new_kafka_storage and _republish_config(settings):
+        log("kafka: new storage; every zone and tenant setting queued for the config topics")
     report.migrations_applied = init_database(
         settings, lambda db: postgres.superuser_dsn(settings, db), seed=True
     )
@@ -91,9 +96,11 @@ def up(
     topics = init_topics(settings)
     report.topics_created = topics.created
     report.topics_reconfigured = topics.reconfigured
+    principals = init_principals(settings)
     log(
         f"kafka: ready; topics created {topics.created or 'none'}, "
-        f"reconfigured {topics.reconfigured or 'none'}"
+        f"reconfigured {topics.reconfigured or 'none'}; ACLs of {', '.join(principals.users)}: "
+        f"created {len(principals.acls_created)}, deleted {len(principals.acls_deleted)}"
     )
     REGISTRY.up(settings)
     report.schema_ids = register_schemas(settings)
@@ -118,6 +125,25 @@ def up(
         if s.name not in running_before and s.process(settings).is_running()
     ]
     return report
+
+
+def _republish_config(settings: Settings) -> bool:
+    """A new Kafka storage (re-formatted after the switch to SASL, say) has empty config
+    topics, while PostgreSQL still holds the tenants they mirror. Clearing the config
+    back-fill's done-mark makes `init_database` queue every zone and setting again, and
+    the outbox relay publishes them; on compacted topics that is the current state."""
+    with psycopg.connect(postgres.superuser_dsn(settings)) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.pg_database,)
+        ).fetchone()
+    if found is None:
+        return False
+    with psycopg.connect(postgres.superuser_dsn(settings, settings.pg_database)) as conn:
+        row = conn.execute("SELECT to_regclass('public.provisioning_steps')").fetchone()
+        if row is None or row[0] is None:
+            return False
+        conn.execute("DELETE FROM public.provisioning_steps WHERE name = %s", (BACKFILL_STEP,))
+    return True
 
 
 def down(settings: Settings, log: Callable[[str], None] = print) -> list[str]:

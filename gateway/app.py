@@ -102,12 +102,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         codec = AvroCodec(registry_client(settings))
         versions = catalog.subjects()[RAW_SUBJECT]
         raw_writers = {v.version: codec.writer(RAW_SUBJECT, v.text) for v in versions}
-        publisher = KafkaPublisher(settings.kafka_bootstrap)
+        publisher = KafkaPublisher(settings.kafka_config("gateway"))
         await asyncio.to_thread(publisher.wait_connected)
         state.redis = connect(settings.redis_url_for("gateway"))
         state.redis_text = connect(settings.redis_url_for("gateway"), text=True)
         state.pg = ReconnectingConnection(settings.pg_dsn("gateway"))
-        state.config = ConfigCache({"bootstrap.servers": settings.kafka_bootstrap}, codec)
+        state.config = ConfigCache(settings.kafka_config("gateway"), codec)
         state.config.start()
         state.zones = ZoneDirectory(state.pg, state.config)
         state.admin_client = httpx.AsyncClient(base_url=settings.admin_url, timeout=15)

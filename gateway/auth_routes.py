@@ -12,6 +12,10 @@ Errors use the gateway's one shape `{"error": {"code", "message"}}`; 401s carry
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,6 +26,7 @@ from gateway.responses import OrjsonResponse
 from identity.auth_service import AuthError, AuthService, Issued
 from identity.rbac import Action
 
+T = TypeVar("T")
 # Credentials and a refresh token are well under 1 KiB.
 MAX_AUTH_BODY_BYTES = 4096
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -51,6 +56,19 @@ def _service(request: Request) -> AuthService:
     return service
 
 
+async def _call(operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run an auth operation, once more on a fresh connection if PostgreSQL dropped the
+    last one (a restart, a failover): the operations are safe to repeat (a refresh
+    repeated after its commit is answered by the retry grace). Still failing: 503."""
+    for attempt in (1, 2):
+        try:
+            return await operation(*args)
+        except psycopg.OperationalError:
+            if attempt == 2:
+                break
+    raise AuthError(503, "auth_unavailable", "accounts cannot be read now", retry_after_s=5)
+
+
 def _tokens(issued: Issued) -> Response:
     return OrjsonResponse(issued.to_json(), headers=_NO_STORE)
 
@@ -78,7 +96,7 @@ async def login(request: Request) -> Response:
 async def refresh(request: Request) -> Response:
     try:
         body = await _body(request)
-        issued = await _service(request).refresh(body.get("refreshToken"), _source(request))
+        issued = await _call(_service(request).refresh, body.get("refreshToken"), _source(request))
     except RequestRejected as rejected:
         return error_response(rejected)
     except AuthError as exc:
@@ -89,7 +107,7 @@ async def refresh(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     try:
         body = await _body(request)
-        await _service(request).logout(body.get("refreshToken"), _source(request))
+        await _call(_service(request).logout, body.get("refreshToken"), _source(request))
     except RequestRejected as rejected:
         return error_response(rejected)
     except AuthError as exc:
@@ -103,8 +121,8 @@ async def client_token(request: Request) -> Response:
         tenant_id, client_id = _text(body, "tenantId"), _text(body, "clientId")
         secret = _text(body, "clientSecret")
         assert tenant_id and client_id and secret
-        issued = await _service(request).client_token(
-            tenant_id, client_id, secret, _source(request)
+        issued = await _call(
+            _service(request).client_token, tenant_id, client_id, secret, _source(request)
         )
     except RequestRejected as rejected:
         return error_response(rejected)

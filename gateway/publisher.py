@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
@@ -37,13 +37,14 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap: str, delivery_timeout_s: float = 10.0) -> None:
+    def __init__(self, kafka_config: Mapping[str, str], delivery_timeout_s: float = 10.0) -> None:
+        """`kafka_config`: the gateway principal's (`settings.kafka_config("gateway")`)."""
         self._timeout = delivery_timeout_s
         self._brokers_up = False
         self._closed = threading.Event()
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **kafka_config,
                 "acks": "all",
                 "enable.idempotence": True,
                 # The Java client's and faust's partitioner, so any producer of a key

@@ -24,8 +24,14 @@ def dev_up(
 ) -> None:
     """Start (or confirm) every service and apply migrations, topics and schemas."""
     from devstack import stack
+    from devstack.kafka import KafkaStorageError
 
-    report = stack.up(get_settings(), log=console.print, worker_count=workers)
+    try:
+        report = stack.up(get_settings(), log=console.print, worker_count=workers)
+    except KafkaStorageError as exc:
+        # Advice, not a crash: the message says what to delete and why.
+        console.print(f"[red]kafka:[/red] {exc}")
+        raise typer.Exit(2) from None
     console.print(
         f"[green]stack ready[/green]; started now: {report.started or 'nothing (already up)'}"
     )
@@ -186,8 +192,9 @@ app.add_typer(deploy, name="deploy")
 def deploy_init(
     seed_demo: bool = typer.Option(False, "--seed-demo", help="also seed the demo tenant"),
 ) -> None:
-    """Roles, database and migrations (needs SBP_PG_SUPERUSER_PASSWORD), then the topics."""
-    from sbp.deploy import init_database, init_topics
+    """Roles, database and migrations (needs SBP_PG_SUPERUSER_PASSWORD), then the topics
+    and the Kafka service principals (as the Kafka admin)."""
+    from sbp.deploy import init_database, init_principals, init_topics
 
     settings = get_settings()
     if settings.pg_superuser_password is None:
@@ -198,7 +205,12 @@ def deploy_init(
         settings, lambda db: settings.pg_superuser_dsn(password, db), seed=seed_demo
     )
     topics = init_topics(settings)
-    console.print(f"migrations applied: {applied or 'none'}; topics created: {topics.created}")
+    principals = init_principals(settings)
+    console.print(
+        f"migrations applied: {applied or 'none'}; topics created: {topics.created}; "
+        f"Kafka users {principals.users}, ACLs created {len(principals.acls_created)}, "
+        f"deleted {len(principals.acls_deleted)}"
+    )
 
 
 @deploy.command("register-schemas")

@@ -1,7 +1,8 @@
 """Provisioning steps shared by `sbp dev up` and `sbp deploy` (containers, production).
 
 Each step is idempotent and can run again at any time: database roles and
-migrations, the demo seed, the topic declarations, and schema registration.
+migrations, the demo seed, the topic declarations, the Kafka service principals
+(SCRAM users and ACLs), and schema registration.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from schemas.catalog import register_all
 from schemas.codec import registry_client
 from sinks.timescale.migrate import migrate
 from sinks.timescale.provision import backfill_config_outbox, bootstrap_database
+from streams.acl_admin import PrincipalReport, apply_principals
+from streams.kafka_acls import SERVICE_PRINCIPALS
 from streams.topic_admin import TopicReport, apply_topics
 from streams.topics import ALL_TOPICS
 
@@ -35,7 +38,15 @@ def init_database(
 
 
 def init_topics(settings: Settings) -> TopicReport:
-    return apply_topics(settings.kafka_bootstrap, ALL_TOPICS, settings.kafka_replication_factor)
+    return apply_topics(
+        settings.kafka_config("admin"), ALL_TOPICS, settings.kafka_replication_factor
+    )
+
+
+def init_principals(settings: Settings) -> PrincipalReport:
+    """Each service's SCRAM user (its configured password) and exactly its ACLs."""
+    credentials = {p.client: settings.kafka_sasl(p.client) for p in SERVICE_PRINCIPALS}
+    return apply_principals(settings.kafka_config("admin"), credentials)
 
 
 def register_schemas(settings: Settings) -> dict[str, list[int]]:

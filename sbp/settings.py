@@ -117,6 +117,42 @@ class Settings(BaseModel):
     # Topic defaults for a single-node broker; production raises these.
     kafka_replication_factor: int = 1
 
+    # Kafka principals (SASL/SCRAM-SHA-512), one per service; streams/kafka_acls.py
+    # declares what each may do. The admin is the one super user: provisioning
+    # (topics, SCRAM users, ACLs) and test tooling, never a service.
+    kafka_gateway_user: str = "sbp-gateway"
+    kafka_gateway_password: str = "sbp-kafka-gateway-dev"
+    kafka_worker_user: str = "sbp-worker"
+    kafka_worker_password: str = "sbp-kafka-worker-dev"
+    kafka_sink_user: str = "sbp-sink"
+    kafka_sink_password: str = "sbp-kafka-sink-dev"
+    kafka_admin_api_user: str = "sbp-admin-api"
+    kafka_admin_api_password: str = "sbp-kafka-admin-api-dev"
+    kafka_admin_user: str = "sbp-admin"
+    kafka_admin_password: str = "sbp-kafka-admin-dev"
+
+    def kafka_sasl(self, principal: str) -> tuple[str, str]:
+        """(user, password) of a Kafka principal: "gateway", "worker", "sink",
+        "admin_api" or "admin". Outside dev mode none is a development default
+        (`_no_default_passwords` refuses such settings)."""
+        user_field, password_field = f"kafka_{principal}_user", f"kafka_{principal}_password"
+        if user_field not in Settings.model_fields or password_field not in Settings.model_fields:
+            raise ValueError(f"unknown Kafka principal {principal!r}")
+        user: str = getattr(self, user_field)
+        password: str = getattr(self, password_field)
+        return user, password
+
+    def kafka_config(self, principal: str) -> dict[str, str]:
+        """The confluent-kafka settings to connect as `principal`; callers add their own."""
+        user, password = self.kafka_sasl(principal)
+        return {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": user,
+            "sasl.password": password,
+        }
+
     # SSE comment lines that keep idle connections (and proxies) open.
     sse_heartbeat_s: float = 15.0
 

@@ -24,10 +24,17 @@ from sbp.settings import Settings
 from streams.topics import VOTE_STATE_TABLE, VOTES_ACCEPTED, VOTES_RAW, WORKER_APP_ID, TopicSpec
 
 
-def stream_options(settings: Settings) -> dict[str, Any]:
-    """The worker's consumer and topic settings; bench/faust_floor.py times faust with them."""
+def stream_options(settings: Settings, principal: str = "worker") -> dict[str, Any]:
+    """The worker's consumer and topic settings; bench/faust_floor.py times faust with them
+    (as the admin: its scratch topic and group are no service's)."""
+    config = settings.kafka_config(principal)
     return {
         "broker": f"kafka://{settings.kafka_bootstrap}",
+        "broker_credentials": faust.SASLCredentials(
+            username=config["sasl.username"],
+            password=config["sasl.password"],
+            mechanism=config["sasl.mechanism"],
+        ),
         "topic_replication_factor": settings.kafka_replication_factor,
         "topic_partitions": VOTES_RAW.partitions,
         "topic_disable_leader": True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Producer
@@ -133,10 +134,13 @@ class DeliveryBatches(Protocol):
 
 
 class BatchProducer:
-    def __init__(self, bootstrap: str, *, client_id: str, linger_ms: int = 5) -> None:
+    def __init__(
+        self, kafka_config: Mapping[str, str], *, client_id: str, linger_ms: int = 5
+    ) -> None:
+        """`kafka_config`: the producing principal's (`settings.kafka_config(...)`)."""
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **kafka_config,
                 "client.id": client_id,
                 "acks": "all",
                 "enable.idempotence": True,

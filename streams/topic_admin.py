@@ -7,7 +7,7 @@ because re-partitioning silently moves keys and breaks co-partitioned state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -34,10 +34,11 @@ class TopicReport:
 
 
 def apply_topics(
-    bootstrap: str, topics: Iterable[TopicSpec], replication_factor: int = 1
+    admin_config: Mapping[str, str], topics: Iterable[TopicSpec], replication_factor: int = 1
 ) -> TopicReport:
+    """`admin_config`: a client config allowed to create topics (`kafka_config("admin")`)."""
     specs = list(topics)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(dict(admin_config))
     existing = admin.list_topics(timeout=10).topics
 
     mismatched = [

@@ -60,7 +60,7 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     app = create_app(settings)
     table = vote_state_table(app)
     producer = BatchProducer(
-        settings.kafka_bootstrap, client_id=f"{WORKER_APP_ID}-{settings.worker_instance}"
+        settings.kafka_config("worker"), client_id=f"{WORKER_APP_ID}-{settings.worker_instance}"
     )
     stage = VoteStage(
         app=app,

@@ -85,7 +85,7 @@ Letter = tuple[Message, str, str]
 
 def consumer_config(settings: Settings, group: str = PG_SINK_GROUP) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.kafka_bootstrap,
+        **settings.kafka_config("sink"),
         "group.id": group,
         "client.id": group,
         "group.protocol": "classic",
@@ -315,7 +315,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         codec = AvroCodec(registry)
         dlq_writer = _resolve_writers(codec, stop)
         store.open()
-        producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{PG_SINK_GROUP}-dlq")
+        producer = BatchProducer(settings.kafka_config("sink"), client_id=f"{PG_SINK_GROUP}-dlq")
         consumer = Consumer(consumer_config(settings))
         dead_letters = DeadLetters(codec, dlq_writer, PG_SINK_GROUP)
         worker = SinkWorker(consumer, store, codec, dead_letters, producer, stats, stop)

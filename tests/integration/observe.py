@@ -73,13 +73,9 @@ def window(snapshot: dict[str, Any] | None, kind: str, length: str) -> dict[str,
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "sbp-tests-watermarks"}
-    )
+    consumer = Consumer({**settings.kafka_config("admin"), "group.id": "sbp-tests-watermarks"})
     try:
-        meta = AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).list_topics(
-            topic=topic, timeout=10
-        )
+        meta = AdminClient({**settings.kafka_config("admin")}).list_topics(topic=topic, timeout=10)
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
             for p in meta.topics[topic].partitions
@@ -90,7 +86,7 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
 
 def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
     """A consumer group's committed offset per partition (-1001 where it has none)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    consumer = Consumer({**settings.kafka_config("admin"), "group.id": group})
     try:
         partitions = [TopicPartition(topic, p) for p in end_offsets(settings, topic)]
         return {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
@@ -108,7 +104,7 @@ def read_new_records(
     """Consume `topic` from the offsets in `since` until `until(records)` holds."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka_config("admin"),
             "group.id": "sbp-tests-reader",
             "enable.auto.commit": False,
         }

@@ -15,7 +15,7 @@ from streams.batch_producer import BatchProducer, DeliveryFailed
 
 @pytest.fixture
 def scratch_topic(stack: Settings) -> Iterator[str]:
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    admin = AdminClient({**stack.kafka_config("admin")})
     name = f"test.batch-producer-{uuid.uuid4().hex[:8]}"
     for future in admin.create_topics([NewTopic(name, 4, 1)]).values():
         future.result(30)
@@ -26,13 +26,13 @@ def scratch_topic(stack: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def producer(stack: Settings) -> Iterator[BatchProducer]:
-    producer = BatchProducer(stack.kafka_bootstrap, client_id="test-batch-producer")
+    producer = BatchProducer(stack.kafka_config("admin"), client_id="test-batch-producer")
     yield producer
     producer.close()
 
 
 def _end_offsets(settings: Settings, topic: str) -> list[int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "unused"})
+    consumer = Consumer({**settings.kafka_config("admin"), "group.id": "unused"})
     try:
         return [
             consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]

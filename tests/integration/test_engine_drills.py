@@ -35,7 +35,7 @@ def _changelog_records(settings: Settings, partition: int, start: int) -> list[A
     end = end_offsets(settings, VOTE_STATE_CHANGELOG.name)[partition]
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka_config("admin"),
             "group.id": "sbp-tests-changelog",
             "enable.auto.commit": False,
         }
@@ -131,7 +131,7 @@ def _reset_to_earliest(settings: Settings, group: str, topic: str) -> None:
     until then the broker refuses the reset per partition (UNKNOWN_MEMBER_ID)
     while the call itself succeeds, so each partition's answer is checked.
     """
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient({**settings.kafka_config("admin")})
     partitions = [TopicPartition(topic, p, 0) for p in end_offsets(settings, topic)]
 
     def reset() -> bool | None:

@@ -64,9 +64,10 @@ class AcceptedProducer:
         with registry_client(settings) as client:
             self.codec = AvroCodec(client)
             self.writer = self.codec.writer(ACCEPTED_SUBJECT, catalog.latest(ACCEPTED_SUBJECT).text)
+        # As the vote stage's principal: the only one allowed to write votes.accepted.
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap,
+                **settings.kafka_config("worker"),
                 "acks": "all",
                 "enable.idempotence": True,
                 "partitioner": "murmur2_random",
@@ -108,7 +109,7 @@ def sink_committed(settings: Settings) -> dict[int, int]:
     """The sink group's committed offset per partition (a reader, never a group member)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka_config("admin"),
             "group.id": PG_SINK_GROUP,
             "enable.auto.commit": False,
         }

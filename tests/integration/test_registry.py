@@ -93,7 +93,7 @@ def subject() -> Callable[[str], str]:
 @pytest.fixture
 def topic(stack: Settings) -> Iterator[str]:
     name = f"test-registry-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    admin = AdminClient({**stack.kafka_config("admin")})
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=1, replication_factor=stack.kafka_replication_factor)]
     )
@@ -116,14 +116,14 @@ def test_avro_round_trip_through_kafka(
     context = SerializationContext(topic, MessageField.VALUE)
     sent = [{"zone": "3F-East", "celsius": 21.5}, {"zone": "3F-West", "celsius": 23.0}]
 
-    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+    producer = Producer(stack.kafka_config("admin"))
     for reading in sent:
         producer.produce(topic, value=serializer(reading, context))
     assert producer.flush(30) == 0
 
     consumer = Consumer(
         {
-            "bootstrap.servers": stack.kafka_bootstrap,
+            **stack.kafka_config("admin"),
             "group.id": f"{topic}-reader",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

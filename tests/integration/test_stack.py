@@ -139,7 +139,7 @@ def test_rls_hides_other_tenants_rows(stack: Settings) -> None:
 
 
 def test_declared_topics_exist_with_their_partition_counts(stack: Settings) -> None:
-    metadata = AdminClient({"bootstrap.servers": stack.kafka_bootstrap}).list_topics(timeout=10)
+    metadata = AdminClient({**stack.kafka_config("admin")}).list_topics(timeout=10)
     for spec in ALL_TOPICS:
         assert spec.name in metadata.topics, spec.name
         assert len(metadata.topics[spec.name].partitions) == spec.partitions, spec.name
@@ -147,26 +147,26 @@ def test_declared_topics_exist_with_their_partition_counts(stack: Settings) -> N
 
 def test_changed_partition_count_is_refused(stack: Settings) -> None:
     name = f"test.partitions.{uuid.uuid4().hex[:8]}"
-    first = apply_topics(stack.kafka_bootstrap, [TopicSpec(name, 2, key="k")])
+    first = apply_topics(stack.kafka_config("admin"), [TopicSpec(name, 2, key="k")])
     assert first.created == [name]
 
     with pytest.raises(
         TopicDeclarationError, match=rf"{name}: declared 3 partitions, broker has 2"
     ):
-        apply_topics(stack.kafka_bootstrap, [TopicSpec(name, 3, key="k")])
+        apply_topics(stack.kafka_config("admin"), [TopicSpec(name, 3, key="k")])
 
-    metadata = AdminClient({"bootstrap.servers": stack.kafka_bootstrap}).list_topics(
-        topic=name, timeout=10
-    )
+    metadata = AdminClient({**stack.kafka_config("admin")}).list_topics(topic=name, timeout=10)
     assert len(metadata.topics[name].partitions) == 2
 
 
 def test_drifted_topic_config_is_set_back(stack: Settings) -> None:
     name = f"test.config.{uuid.uuid4().hex[:8]}"
-    apply_topics(stack.kafka_bootstrap, [TopicSpec(name, 1, key="k", retention_ms=60_000)])
+    apply_topics(stack.kafka_config("admin"), [TopicSpec(name, 1, key="k", retention_ms=60_000)])
     report = apply_topics(
-        stack.kafka_bootstrap, [TopicSpec(name, 1, key="k", retention_ms=120_000)]
+        stack.kafka_config("admin"), [TopicSpec(name, 1, key="k", retention_ms=120_000)]
     )
     assert report.reconfigured == [name]
-    again = apply_topics(stack.kafka_bootstrap, [TopicSpec(name, 1, key="k", retention_ms=120_000)])
+    again = apply_topics(
+        stack.kafka_config("admin"), [TopicSpec(name, 1, key="k", retention_ms=120_000)]
+    )
     assert again.unchanged == [name]

@@ -5,7 +5,9 @@ checks hold the file to the code it names: services that wait on each other
 exist and can become ready, ports and versions match the local stack
 (sbp/settings.py, devstack/kafka.py), the single-node broker's replication
 factors are 1, and every command, module and `SBP_*` variable the containers
-use exists in the repo.
+use exists in the repo. Kafka's authentication, authorizer and principals are
+held to devstack/kafka.py and the settings; tests/integration/test_kafka_acl.py
+also boots a broker from the file's Kafka settings.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import pytest
 import typer.main
 import yaml
 
-from devstack.kafka import KAFKA_VERSION
+from devstack.kafka import KAFKA_VERSION, KRAFT_PRINCIPAL, server_properties
 from devstack.redis_server import acl_rules
 from sbp import cli
 from sbp.settings import REPO_ROOT, Settings, settings_from_env
+from streams.kafka_acls import SERVICE_PRINCIPALS
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.kafka.yml"
 
@@ -206,9 +209,126 @@ def test_single_node_broker_settings(services: dict[str, dict[str, Any]]) -> Non
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
     for name, service in services.items():
-        project_env = _environment(service)
-        if any(key.startswith("SBP_") for key in project_env):
-            assert project_env.get("SBP_KAFKA_REPLICATION_FACTOR") == "1", name
+        # The project's containers (the kafka one reads only the admin's credential).
+        if "build" in service:
+            assert _environment(service).get("SBP_KAFKA_REPLICATION_FACTOR") == "1", name
+
+
+# Settings that apache/kafka's KafkaDockerWrapper does not turn into server properties.
+_NOT_SERVER_PROPERTIES = {
+    "KAFKA_VERSION",
+    "KAFKA_HEAP_OPT",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_JMX_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_LOG4J_ROOT_LOGLEVEL",
+    "KAFKA_LOG4J_LOGGERS",
+    "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+    "KAFKA_JMX_HOSTNAME",
+}
+
+
+def docker_kafka_properties(env: dict[str, str]) -> dict[str, str]:
+    """The server.properties the apache/kafka image writes from its KAFKA_* variables:
+    KafkaDockerWrapper drops `KAFKA_`, lowercases, and maps `_` to `.`, `___` to `-`
+    and `__` to `_`."""
+    props = {}
+    for key, value in env.items():
+        if key.startswith("KAFKA_") and key not in _NOT_SERVER_PROPERTIES:
+            name = key.replace("KAFKA_", "").lower().replace("_", ".")
+            props[name.replace("...", "-").replace("..", "_")] = value
+    return props
+
+
+def _listeners(value: str) -> dict[str, str]:
+    """`NAME://host:port,...` -> name -> host:port."""
+    return dict(item.split("://", 1) for item in value.split(","))
+
+
+def test_kafka_authenticates_and_authorizes_like_the_local_stack(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = _environment(services["kafka"])
+    props = docker_kafka_properties(env)
+    local = server_properties(settings_from_env(env), "unused")
+    for key in (
+        "authorizer.class.name",
+        "allow.everyone.if.no.acl.found",
+        "super.users",
+        "sasl.mechanism.inter.broker.protocol",
+        "sasl.mechanism.controller.protocol",
+    ):
+        assert props[key] == local[key], key
+
+    # Every listener asks for a login: SCRAM-SHA-512 for clients, the node's own
+    # PLAIN user on the controller listener, which listens inside the container only.
+    protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    controller = props["controller.listener.names"]
+    assert _listeners(props["listeners"])[controller].startswith("localhost:")
+    for name in set(protocols) - {controller}:
+        listener = f"listener.name.{name.lower()}"
+        mechanisms = props.get(
+            f"{listener}.sasl.enabled.mechanisms", props["sasl.enabled.mechanisms"]
+        )
+        assert mechanisms == local["listener.name.client.sasl.enabled.mechanisms"], name
+        assert (
+            props[f"{listener}.scram-sha-512.sasl.jaas.config"]
+            == local["listener.name.client.scram-sha-512.sasl.jaas.config"]
+        ), name
+    ours = f"listener.name.{controller.lower()}"
+    assert props[f"{ours}.sasl.enabled.mechanisms"] == "PLAIN"
+    jaas = props[f"{ours}.plain.sasl.jaas.config"]
+    assert f'username="{KRAFT_PRINCIPAL}"' in jaas
+    assert f'user_{KRAFT_PRINCIPAL}="' in jaas
+
+
+def _kafka_settings(service: dict[str, Any]) -> Settings:
+    return settings_from_env(_environment(service))
+
+
+def test_kafka_principals_match_across_containers(services: dict[str, dict[str, Any]]) -> None:
+    """`init` creates each service's SCRAM user with the password that service logs in
+    with; the broker's super user is the admin `init` and the format step use."""
+    init = _kafka_settings(services["init"])
+    # Container -> the Kafka principal its code logs in as ("admin" runs the admin API).
+    containers = {"gateway": "gateway", "worker": "worker", "pg-sink": "sink", "admin": "admin_api"}
+    for container, principal in containers.items():
+        own = _kafka_settings(services[container]).kafka_sasl(principal)
+        assert own == init.kafka_sasl(principal), container
+    provisioned = {p.client for p in SERVICE_PRINCIPALS}
+    init_env = _environment(services["init"])
+    for principal in provisioned:
+        assert f"SBP_KAFKA_{principal.upper()}_PASSWORD" in init_env, principal
+
+    kafka = services["kafka"]
+    admin_user, admin_password = init.kafka_sasl("admin")
+    assert _kafka_settings(kafka).kafka_sasl("admin") == (admin_user, admin_password)
+    assert docker_kafka_properties(_environment(kafka))["super.users"] == (
+        f"User:{admin_user};User:{KRAFT_PRINCIPAL}"
+    )
+    script = _argv(kafka)[-1]
+    assert "name=$$SBP_KAFKA_ADMIN_USER,password=$$SBP_KAFKA_ADMIN_PASSWORD" in script
+    assert "--command-config" in kafka["healthcheck"]["test"]
+
+
+def test_each_container_has_only_its_own_kafka_password(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    every = {f"SBP_KAFKA_{p.client.upper()}_PASSWORD" for p in SERVICE_PRINCIPALS}
+    own = {
+        "gateway": {"SBP_KAFKA_GATEWAY_PASSWORD"},
+        "worker": {"SBP_KAFKA_WORKER_PASSWORD"},
+        "pg-sink": {"SBP_KAFKA_SINK_PASSWORD"},
+        "admin": {"SBP_KAFKA_ADMIN_API_PASSWORD"},
+        "kafka": {"SBP_KAFKA_ADMIN_PASSWORD"},
+        "init": {"SBP_KAFKA_ADMIN_PASSWORD", *every},
+    }
+    for name, service in services.items():
+        passwords = {k for k in _environment(service) if re.fullmatch(r"SBP_KAFKA_\w+_PASSWORD", k)}
+        assert passwords == own.get(name, set()), name
 
 
 def test_redis_keeps_nothing_on_disk(services: dict[str, dict[str, Any]]) -> None:
