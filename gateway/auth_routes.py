@@ -85,7 +85,9 @@ async def login(request: Request) -> Response:
         tenant_id, user_id = _text(body, "tenantId"), _text(body, "userId")
         password, code = _text(body, "password"), _text(body, "totp", required=False)
         assert tenant_id and user_id and password
-        issued = await _service(request).login(tenant_id, user_id, password, code, _source(request))
+        issued = await _call(
+            _service(request).login, tenant_id, user_id, password, code, _source(request)
+        )
     except RequestRejected as rejected:
         return error_response(rejected)
     except AuthError as exc:
