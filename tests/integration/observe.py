@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from sbp.settings import Settings
@@ -158,3 +158,26 @@ def wait_window(
         return stats if stats is not None and stats["n"] == n else None
 
     return wait_for(probe, timeout, f"{zone} {kind} {length} window with n={n}")
+
+
+def group_members(settings: Settings, group: str) -> tuple[str, int]:
+    """A consumer group's state (`STABLE`, `PREPARING_REBALANCE`, ...) and member count."""
+    admin = AdminClient({**settings.kafka_config("admin")})
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    except (KafkaException, TimeoutError) as exc:
+        return f"unreachable: {exc}", -1
+    state = description.state
+    name = state.name if isinstance(state, ConsumerGroupState) else str(state)
+    return name, len(description.members)
+
+
+def wait_group_settled(settings: Settings, group: str, members: int, timeout: float) -> None:
+    """Until the group is stable with exactly `members` members. A stopped worker keeps
+    its static membership until the session times out, so the survivors' rebalance
+    (and their recovery) can begin well after the process is gone."""
+    wait_for(
+        lambda: group_members(settings, group) == ("STABLE", members) or None,
+        timeout,
+        f"group {group} stable with {members} member(s)",
+    )

@@ -21,7 +21,12 @@ from sbp.settings import Settings
 from streams.topics import VOTES_RAW, WORKER_APP_ID
 from tests.integration.conftest import Tenant
 from tests.integration.drills import SteadyLoad, assert_exact, stats_of_all, summed
-from tests.integration.observe import committed_offsets, end_offsets, wait_for
+from tests.integration.observe import (
+    committed_offsets,
+    end_offsets,
+    wait_for,
+    wait_group_settled,
+)
 
 VOTES = int(os.environ.get("SBP_DRILL_VOTES", "50000"))
 RATE = int(os.environ.get("SBP_DRILL_RATE", "2000"))
@@ -118,6 +123,9 @@ def test_kill_wipe_join_and_scale_while_votes_flow(tenant: Tenant) -> None:
         moved = ownership.moved()
     finally:
         workers.scale(settings, 1)
+        # Leave a settled stack: worker 1 alone in the group, holding every partition.
+        wait_group_settled(settings, WORKER_APP_ID, 1, 180)
+        worker(1).wait_ready(settings)
     print(
         f"\nrebalance drill: {VOTES} votes at {RATE}/s in {time.monotonic() - started:.0f}s; "
         f"partitions moved: {len(moved)}; on the surviving workers: replayed "
