@@ -73,63 +73,62 @@ def _tokens(issued: Issued) -> Response:
     return OrjsonResponse(issued.to_json(), headers=_NO_STORE)
 
 
-def _auth_error(exc: AuthError) -> Response:
-    return error_response(
-        RequestRejected(exc.status, exc.code, exc.message, retry_after_s=exc.retry_after_s)
-    )
+Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _answered(handler: Handler) -> Handler:
+    """Answer a RequestRejected or an AuthError raised anywhere in the handler with the
+    one error body (and its Retry-After or WWW-Authenticate header)."""
+
+    async def route(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except RequestRejected as rejected:
+            return error_response(rejected)
+        except AuthError as exc:
+            return error_response(
+                RequestRejected(exc.status, exc.code, exc.message, retry_after_s=exc.retry_after_s)
+            )
+
+    route.__name__ = handler.__name__
+    return route
+
+
+@_answered
 async def login(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        tenant_id, user_id = _text(body, "tenantId"), _text(body, "userId")
-        password, code = _text(body, "password"), _text(body, "totp", required=False)
-        assert tenant_id and user_id and password
-        issued = await _call(
-            _service(request).login, tenant_id, user_id, password, code, _source(request)
-        )
-    except RequestRejected as rejected:
-        return error_response(rejected)
-    except AuthError as exc:
-        return _auth_error(exc)
+    body = await _body(request)
+    tenant_id, user_id = _text(body, "tenantId"), _text(body, "userId")
+    password, code = _text(body, "password"), _text(body, "totp", required=False)
+    assert tenant_id and user_id and password
+    issued = await _call(
+        _service(request).login, tenant_id, user_id, password, code, _source(request)
+    )
     return _tokens(issued)
 
 
+@_answered
 async def refresh(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        issued = await _call(_service(request).refresh, body.get("refreshToken"), _source(request))
-    except RequestRejected as rejected:
-        return error_response(rejected)
-    except AuthError as exc:
-        return _auth_error(exc)
+    body = await _body(request)
+    issued = await _call(_service(request).refresh, body.get("refreshToken"), _source(request))
     return _tokens(issued)
 
 
+@_answered
 async def logout(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        await _call(_service(request).logout, body.get("refreshToken"), _source(request))
-    except RequestRejected as rejected:
-        return error_response(rejected)
-    except AuthError as exc:
-        return _auth_error(exc)
+    body = await _body(request)
+    await _call(_service(request).logout, body.get("refreshToken"), _source(request))
     return Response(status_code=204)
 
 
+@_answered
 async def client_token(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        tenant_id, client_id = _text(body, "tenantId"), _text(body, "clientId")
-        secret = _text(body, "clientSecret")
-        assert tenant_id and client_id and secret
-        issued = await _call(
-            _service(request).client_token, tenant_id, client_id, secret, _source(request)
-        )
-    except RequestRejected as rejected:
-        return error_response(rejected)
-    except AuthError as exc:
-        return _auth_error(exc)
+    body = await _body(request)
+    tenant_id, client_id = _text(body, "tenantId"), _text(body, "clientId")
+    secret = _text(body, "clientSecret")
+    assert tenant_id and client_id and secret
+    issued = await _call(
+        _service(request).client_token, tenant_id, client_id, secret, _source(request)
+    )
     return _tokens(issued)
 
 

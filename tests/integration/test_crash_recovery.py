@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from devstack import workers
 from devstack.python_services import WORKER
 from devstack.raw_votes import KINDS, random_raw_votes
+from sbp.settings import Settings
 from tests.integration.conftest import Tenant
 from tests.integration.drills import SteadyLoad, assert_exact
 from tests.integration.gateway_load import GatewayLoad
@@ -22,6 +23,20 @@ from tests.integration.votes import vote
 
 VOTES = 20_000
 RATE = 2_000
+
+
+def _kill_part_way(settings: Settings, emitted_before: int) -> int:
+    """SIGKILL the worker once it has emitted 3,000 votes of the load; returns how many."""
+    emitted: int = wait_for(
+        lambda: (n := worker_stats(settings).get("emitted", 0) - emitted_before) >= 3_000 and n,
+        60,
+        "the worker part-way through the load",
+    )
+    worker_pid = WORKER.process(settings).pid()
+    assert worker_pid is not None
+    os.kill(worker_pid, signal.SIGKILL)
+    WORKER.process(settings).stop()  # reaps the pid file; the process is already gone
+    return emitted
 
 
 def test_sigkill_under_live_load_then_restart_is_exact(tenant: Tenant) -> None:
@@ -39,15 +54,7 @@ def test_sigkill_under_live_load_then_restart_is_exact(tenant: Tenant) -> None:
     )
     emitted_before = worker_stats(settings).get("emitted", 0)
     load = SteadyLoad(settings, votes, RATE).start()
-    emitted_at_kill = wait_for(
-        lambda: (n := worker_stats(settings).get("emitted", 0) - emitted_before) >= 3_000 and n,
-        60,
-        "the worker part-way through the load",
-    )
-    worker_pid = WORKER.process(settings).pid()
-    assert worker_pid is not None
-    os.kill(worker_pid, signal.SIGKILL)
-    WORKER.process(settings).stop()  # reaps the pid file; the process is already gone
+    emitted_at_kill = _kill_part_way(settings, emitted_before)
     # Killed mid-stream, with the load still arriving.
     assert emitted_at_kill < VOTES
     assert load.sent < VOTES
@@ -87,15 +94,7 @@ def test_sigkill_while_the_gateway_takes_votes_then_restart_is_exact(tenant: Ten
     ]
     emitted_before = worker_stats(settings).get("emitted", 0)
     load = GatewayLoad(tenant, votes, GATEWAY_RATE).start()
-    emitted_at_kill = wait_for(
-        lambda: (n := worker_stats(settings).get("emitted", 0) - emitted_before) >= 3_000 and n,
-        60,
-        "the worker part-way through the load",
-    )
-    worker_pid = WORKER.process(settings).pid()
-    assert worker_pid is not None
-    os.kill(worker_pid, signal.SIGKILL)
-    WORKER.process(settings).stop()
+    emitted_at_kill = _kill_part_way(settings, emitted_before)
     sent_at_kill = load.sent
     # The gateway keeps taking votes while no worker runs.
     load.wait_sent(sent_at_kill + 2_000)
