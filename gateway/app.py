@@ -20,7 +20,6 @@ from starlette.routing import Route
 
 from gateway import admin_proxy, auth_routes, openapi
 from gateway.clock_skew import SkewPolicy
-from gateway.config_cache import ConfigCache
 from gateway.live_fanout import LiveFanout
 from gateway.login_throttle import RedisLoginThrottle
 from gateway.mark_store import MarkStore
@@ -40,6 +39,8 @@ from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
 from sinks.live.redis_client import connect
 from sinks.timescale.connection import ReconnectingConnection
+from streams.config_view import ConfigView
+from streams.kafka_acls import GATEWAY_CONFIG_GROUP_PREFIX
 from streams.topics import VOTES_RAW
 
 RAW_SUBJECT = catalog.value_subject(VOTES_RAW.name)
@@ -52,7 +53,7 @@ async def healthz(_request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     state = request.app.state
-    # The config copy must have caught up: before that, zones and per-tenant settings
+    # The config view must have caught up: before that, zones and per-tenant settings
     # would come from PostgreSQL reads and defaults only.
     checks = {"kafka": state.ingest.publisher.connected, "config": state.config.ready.is_set()}
     try:
@@ -107,7 +108,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.redis = connect(settings.redis_url_for("gateway"))
         state.redis_text = connect(settings.redis_url_for("gateway"), text=True)
         state.pg = ReconnectingConnection(settings.pg_dsn("gateway"))
-        state.config = ConfigCache(settings.kafka_config("gateway"), codec)
+        state.config = ConfigView(
+            settings.kafka_config("gateway"), codec, group_id=GATEWAY_CONFIG_GROUP_PREFIX
+        )
         state.config.start()
         state.zones = ZoneDirectory(state.pg, state.config)
         state.admin_client = httpx.AsyncClient(base_url=settings.admin_url, timeout=15)

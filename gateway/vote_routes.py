@@ -22,7 +22,6 @@ from gateway.batch_request import (
     single_vote_error,
     single_vote_status,
 )
-from gateway.config_cache import ConfigCache
 from gateway.http_errors import authenticate, error_response, read_capped, tenant_zones
 from gateway.rate_budget import RateBudget
 from gateway.responses import OrjsonResponse
@@ -30,10 +29,11 @@ from gateway.vote_ingest import ingest
 from gateway.vote_validation import counts
 from identity.principal import Principal
 from identity.rbac import Action
+from streams.config_view import ConfigView
 
 
 def _tenant_settings(request: Request, principal: Principal) -> TenantSettings:
-    config: ConfigCache | None = getattr(request.app.state, "config", None)
+    config: ConfigView | None = getattr(request.app.state, "config", None)
     return DEFAULT_SETTINGS if config is None else config.settings_of(principal.tenant_id)
 
 

@@ -1,10 +1,10 @@
 """Which buildings and zones exist in a tenant.
 
-The answer comes from the gateway's copy of the `config.zones` topic
-(gateway/config_cache.py) for every tenant that copy knows: a zone an admin creates
+The answer comes from the config view of the `config.zones` topic
+(streams/config_view.py) for every tenant that view knows: a zone an admin creates
 or deletes takes effect as soon as its record arrives, with no restart. A tenant the
-copy has not seen yet (its zones were just written and not relayed yet, or the
-copy is still catching up at start) is read from `sbp.zones` and cached briefly.
+view has not seen yet (its zones were just written and not relayed yet, or the
+view is still catching up at start) is read from `sbp.zones` and cached briefly.
 
 Every lookup is scoped to the token's tenant (the query runs under that
 tenant's RLS setting), so another tenant's zone is indistinguishable from one
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import psycopg
 
-from gateway.config_cache import ConfigCache
 from sinks.timescale.connection import ReconnectingConnection
+from streams.config_view import ConfigView
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,19 @@ class DirectoryUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class TenantZones:
-    zones_by_building: dict[str, frozenset[str]]
+    # buildingId → its zone ids (the config view's zones by id serve as they are)
+    zones_by_building: Mapping[str, Collection[str]]
 
     def has_building(self, building_id: str) -> bool:
         return building_id in self.zones_by_building
 
     def has_zone(self, building_id: str, zone_id: str) -> bool:
-        return zone_id in self.zones_by_building.get(building_id, frozenset())
+        return zone_id in self.zones_by_building.get(building_id, ())
 
 
 class ZoneDirectory:
     def __init__(
-        self, db: ReconnectingConnection, config: ConfigCache | None = None, ttl_s: float = 5.0
+        self, db: ReconnectingConnection, config: ConfigView | None = None, ttl_s: float = 5.0
     ) -> None:
         self._db = db
         self._config = config
