@@ -30,8 +30,11 @@ from streams.topics import (
 # Compacted configuration topics, written by the admin API's outbox relay and
 # followed by the gateway and the worker.
 CONFIG_TOPIC_PREFIX = "config."
-# The gateway's consumer groups on the config topics (one per gateway process).
+# The groups of the config view (streams/config_view.py) of each service. Never
+# joined (partitions are assigned), but librdkafka looks the group's coordinator up,
+# which the broker refuses (GROUP_AUTHORIZATION_FAILED) without a grant on it.
 GATEWAY_CONFIG_GROUP_PREFIX = "sbp-gateway-config"
+WORKER_CONFIG_GROUP = f"{WORKER_APP_ID}-config"
 
 Resource = Literal["TOPIC", "GROUP"]
 Operation = Literal["READ", "WRITE"]
@@ -84,8 +87,10 @@ SERVICE_PRINCIPALS: tuple[ServicePrincipal, ...] = (
             _topic(VOTES_DLQ.name, "WRITE"),
             # The vote-state changelog: written by the stage, read back by faust's recovery.
             *(_topic(name, op) for name in WORKER_INTERNAL_TOPICS for op in ("READ", "WRITE")),
-            _topic(CONFIG_TOPIC_PREFIX, "READ", prefixed=True),
             Grant("GROUP", WORKER_APP_ID, "READ"),
+            # Its config view follows every config topic, with a group of its own.
+            _topic(CONFIG_TOPIC_PREFIX, "READ", prefixed=True),
+            Grant("GROUP", WORKER_CONFIG_GROUP, "READ"),
         ),
     ),
     ServicePrincipal(

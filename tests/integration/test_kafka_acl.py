@@ -47,7 +47,11 @@ from sbp.settings import Settings, settings_from_env
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
 from streams.acl_admin import acl_binding, acls_of, describe
-from streams.kafka_acls import GATEWAY_CONFIG_GROUP_PREFIX, SERVICE_PRINCIPALS
+from streams.kafka_acls import (
+    GATEWAY_CONFIG_GROUP_PREFIX,
+    SERVICE_PRINCIPALS,
+    WORKER_CONFIG_GROUP,
+)
 from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED, VOTES_RAW, WORKER_APP_ID
 from tests.integration.conftest import Tenant
 from tests.integration.observe import end_offsets
@@ -297,6 +301,12 @@ def test_a_service_cannot_join_another_services_group(stack: Settings, config_to
     # The worker's own group, seen from the gateway: refused before it is joined.
     refused = join(stack, "gateway", WORKER_APP_ID, config_topic)
     assert refused is not None and refused.code() == GROUP_REFUSED
+
+    # The worker's config view has a group of its own (never joined by the view
+    # itself, which assigns partitions; a join shows who may use the group).
+    refused = join(stack, "gateway", WORKER_CONFIG_GROUP, config_topic)
+    assert refused is not None and refused.code() == GROUP_REFUSED
+    assert join(stack, "worker", WORKER_CONFIG_GROUP, config_topic) is None
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,9 @@ from sbp.settings import Settings, settings_from_env
 from streams.acl_admin import SCRAM_ITERATIONS, acl_binding, describe
 from streams.kafka_acls import (
     CONFIG_TOPIC_PREFIX,
+    GATEWAY_CONFIG_GROUP_PREFIX,
     SERVICE_PRINCIPALS,
+    WORKER_CONFIG_GROUP,
     WORKER_INTERNAL_TOPICS,
     Grant,
 )
@@ -103,8 +105,27 @@ def test_each_group_belongs_to_one_principal() -> None:
     assert groups == {
         ("sbp-gateway-config", True): "gateway",
         (WORKER_APP_ID, False): "worker",
+        ("sbp-worker-config", False): "worker",
         (PG_SINK_GROUP, False): "sink",
     }
+
+
+@pytest.mark.parametrize(
+    ("client", "group"), [("gateway", GATEWAY_CONFIG_GROUP_PREFIX), ("worker", WORKER_CONFIG_GROUP)]
+)
+def test_each_config_view_reads_the_config_topics_under_its_own_group(
+    client: str, group: str
+) -> None:
+    # streams/config_view.py runs in both: it reads every config topic, never writes
+    # one, and its consumer looks up the group it is given (never joining it).
+    config_grants = {g for g in grants(client) if g.name.startswith(CONFIG_TOPIC_PREFIX)}
+    assert config_grants == {Grant("TOPIC", CONFIG_TOPIC_PREFIX, "READ", prefixed=True)}
+    assert any(
+        g.resource == "GROUP"
+        and g.operation == "READ"
+        and (g.name == group or (g.prefixed and group.startswith(g.name)))
+        for g in grants(client)
+    )
 
 
 def test_the_worker_reads_and_writes_each_of_its_declared_internal_topics() -> None:
