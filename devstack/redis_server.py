@@ -99,8 +99,9 @@ ACL_USERS: tuple[AclUser, ...] = (
         "worker",
         (
             # sinks/live/snapshot_writer.py (the live publisher): HSET the snapshot,
-            # XADD the event (MAXLEN ~ trims); it reads nothing back.
-            Grant((f"%W~{COMFORT_SNAPSHOTS}",), ("+hset",)),
+            # HDEL a deleted zone's, XADD the event (MAXLEN ~ trims); it reads
+            # nothing back (HDEL answers only how many fields it removed).
+            Grant((f"%W~{COMFORT_SNAPSHOTS}",), ("+hset", "+hdel")),
             Grant((f"%W~{BUILDING_EVENTS}",), ("+xadd",)),
         ),
     ),

@@ -1,13 +1,16 @@
 """Entry point of a vote-stage worker: `python -m streams.worker --instance=N`.
 
 Builds the faust app, the vote-state table, the stage agent and its two timers
-(live publishing, state expiry), and the worker's pages: `/ready` (partitions
-assigned and the state recovered) and `/stats` (what the stage did).
+(live publishing, state expiry), the config view (every tenant's zones and
+settings, followed in a thread of its own: streams/config_view.py), and the
+worker's pages: `/ready` (partitions assigned, the state recovered, and the
+config view caught up with the config topics) and `/stats` (what the stage did).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,10 +29,12 @@ from streams.agents.vote_stage import VoteStage
 from streams.app import create_app, is_ready, raw_topic, vote_state_table
 from streams.batch_producer import BatchProducer
 from streams.clock import clock_from_env
+from streams.config_view import ConfigView
 from streams.consumer_patch import never_drop_records_of
 from streams.consumer_port import FaustConsumer
 from streams.dlq import DeadLetters
 from streams.gc_meter import GcMeter, tune_collector
+from streams.kafka_acls import WORKER_CONFIG_GROUP
 from streams.partition_state import PartitionState
 from streams.tables.live_buckets import LiveBuckets
 from streams.tables.vote_batch import Horizons
@@ -76,13 +81,26 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     )
     stage.install(raw_topic(app, VOTES_RAW))
     never_drop_records_of(app, VOTES_RAW.name)
-    publisher = LivePublisher(stage, connect(settings.redis_url_for("worker")))
+    # Every tenant's config in every worker, not partitioned like the votes. Its own
+    # codec: the thread's registry look-ups share nothing with the event loop's.
+    config = ConfigView(
+        settings.kafka_config("worker"),
+        AvroCodec(registry_client(settings)),
+        group_id=WORKER_CONFIG_GROUP,
+    )
+    config.start()
+    publisher = LivePublisher(stage, connect(settings.redis_url_for("worker")), config)
     sweeper = StateSweeper(stage)
     gc_meter = GcMeter().install()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_kwargs: Any) -> None:
         stage.forget({tp.partition for tp in revoked if tp.topic == VOTES_RAW.name})
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_config_view(sender: Any, **_kwargs: Any) -> None:
+        # In a thread: joining the view's thread must not hold the loop.
+        await asyncio.to_thread(config.close)
 
     @app.timer(0.5)  # type: ignore[untyped-decorator]
     async def keep_partitions() -> None:
@@ -100,7 +118,11 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     @app.page("/ready")
     class Readiness(View):
         async def get(self, request: Request) -> Response:
-            ready = is_ready(app) and bool(stage.cursors or not stage.consumer.held())
+            ready = (
+                is_ready(app)
+                and bool(stage.cursors or not stage.consumer.held())
+                and config.ready.is_set()
+            )
             return self.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/stats")
@@ -113,6 +135,10 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
                     **{f"expired_{kind}": n for kind, n in sweeper.counts.items()},
                     **gc_meter.stats(),
                     "published": publisher.published,
+                    "zones_removed": publisher.removed,
+                    "removed_zones_withheld": publisher.withheld,
+                    "config_records": config.records,
+                    "config_records_skipped": config.skipped,
                     "partitions": sorted(stage.cursors),
                     "gaps": sum(c.gaps for c in stage.cursors.values()),
                 }

@@ -8,63 +8,67 @@ so a tick mostly adds the current minute's bucket to them. Only zones of
 partitions this worker holds are in the cache, so after a rebalance each zone
 has exactly one publisher. It never waits on the consumer: seeking is the
 stage's keeper's job (VoteStage.keep_partitions).
+
+Snapshots carry the zone's floor and name from the config view
+(streams/config_view.py), so the publisher waits until the view has caught up
+(zones stay dirty meanwhile). A zone deleted from the configuration is never
+published again: each tick first takes the removals the view learned since the
+last one, drops those zones from the live cache and removes their snapshots
+(sinks/live/snapshot_writer.py::remove_zones), and a deleted zone that becomes
+due again (a vote accepted just before the deletion, buckets recovered after a
+restart) is dropped instead of published. The first tick after a start takes
+every removal the view remembers, so a deletion made while the worker was down
+is applied too. Event shapes: streams/tables/live_events.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
 
 import redis.asyncio as aioredis
 
-from sinks.live.snapshot_writer import write_snapshots
+from sinks.live.snapshot_writer import remove_zones, write_snapshots
 from streams.agents.vote_stage import VoteStage
-from streams.tables.comfort_buckets import epoch_minute
-from streams.tables.live_windows import LiveWindows
+from streams.config_view import ConfigView
+from streams.tables.comfort_buckets import epoch_minute, zone_key
+from streams.tables.live_events import snapshot, split_removed, zone_removed
 
 log = logging.getLogger(__name__)
 # Zones per flush: a minute boundary with many zones spreads over a few ticks.
 ZONES_PER_FLUSH = 500
 
 
-def snapshot(
-    zone: str,
-    kinds: Mapping[str, Mapping[int, Mapping[str, Any]]],
-    now: datetime,
-    windows: LiveWindows,
-) -> dict[str, Any]:
-    tenant_id, building_id, zone_id = zone.split("|")
-    now_minute = epoch_minute(now)
-    return {
-        "type": "aggregate",
-        "tenantId": tenant_id,
-        "buildingId": building_id,
-        "zoneId": zone_id,
-        "asOf": now.isoformat(),
-        "asOfMinute": now_minute,
-        "kinds": {
-            kind: windows.of(zone, kind, buckets, now_minute) for kind, buckets in kinds.items()
-        },
-    }
-
-
 class LivePublisher:
-    def __init__(self, stage: VoteStage, redis: aioredis.Redis) -> None:
+    def __init__(self, stage: VoteStage, redis: aioredis.Redis, config: ConfigView) -> None:
         self.stage = stage
         self.redis = redis
+        self.config = config
         self.published = 0
+        # Snapshots of deleted zones removed from Redis, and due zones not published
+        # because they were deleted.
+        self.removed = 0
+        self.withheld = 0
+        self._removals_done = 0  # the sequence number of the last removal applied
 
     async def tick(self) -> None:
-        if not self.stage.consumer.ready():
+        if not self.stage.consumer.ready() or not self.config.ready.is_set():
+            return
+        if not await self._remove_deleted_zones():
             return
         now = self.stage.clock()
-        due = self.stage.live.due(epoch_minute(now), ZONES_PER_FLUSH)
+        due, deleted = split_removed(
+            self.stage.live.due(epoch_minute(now), ZONES_PER_FLUSH), self.config.is_removed
+        )
+        for zone in deleted:
+            self.stage.live.drop_zone(zone)
+        self.withheld += len(deleted)
         if not due:
             return
         windows = self.stage.live.windows
-        snapshots = [snapshot(zone, kinds, now, windows) for zone, kinds in due]
+        snapshots = [
+            snapshot(zone, kinds, now, windows, self.config.zone(*zone.split("|")))
+            for zone, kinds in due
+        ]
         try:
             await write_snapshots(self.redis, snapshots)
         except aioredis.RedisError:
@@ -76,6 +80,21 @@ class LivePublisher:
                     self.stage.live.dirty[zone] = partition
             return
         self.published += len(snapshots)
+
+    async def _remove_deleted_zones(self) -> bool:
+        """Apply the removals not applied yet; False if Redis failed (retried next tick)."""
+        removals = self.config.removals_after(self._removals_done)
+        if not removals:
+            return True
+        for removal in removals:
+            self.stage.live.drop_zone(zone_key(*removal.zone))
+        try:
+            self.removed += await remove_zones(self.redis, [zone_removed(r) for r in removals])
+        except aioredis.RedisError:
+            log.exception("removing %d deleted zones failed; will retry", len(removals))
+            return False
+        self._removals_done = removals[-1].seq
+        return True
 
     def _partition_of(self, zone: str) -> int | None:
         for partition, zones in self.stage.live.cache.items():

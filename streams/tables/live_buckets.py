@@ -12,6 +12,9 @@ once more (empty) and then forgotten. Each flush takes at most `limit` zones;
 the rest stay dirty, oldest first, for the next one, so a minute boundary
 never publishes every zone in one go and no zone waits behind busier ones.
 
+A deleted zone (a tombstone on config.zones) is dropped from the cache by
+the publisher (`drop_zone`), whenever it shows up again.
+
 `windows` keeps the sums of each zone's windows from one publish to the next
 (streams/tables/live_windows.py); a dropped partition's zones are forgotten
 there too, so a revoked partition's sums do not outlive its buckets.
@@ -53,6 +56,19 @@ class LiveBuckets:
         for zone in self.cache.pop(partition, {}):
             self.dirty.pop(zone, None)
             self.windows.forget(zone)
+
+    def drop_zone(self, zone: str) -> bool:
+        """Forget a deleted zone: its buckets, its turn to publish, its window sums.
+
+        Only this cache forgets it: the buckets stay in the vote state and expire
+        there as any other. True if the zone was held here.
+        """
+        self.dirty.pop(zone, None)
+        self.windows.forget(zone)
+        held = False
+        for zones in self.cache.values():
+            held = zones.pop(zone, None) is not None or held
+        return held
 
     def partitions(self) -> set[int]:
         return set(self.cache)

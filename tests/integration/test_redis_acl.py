@@ -186,6 +186,7 @@ def _calls(k: Keys) -> dict[str, Call]:
         "getdel ticket": ("getdel", lambda c: c.getdel(k.ticket)),
         # sinks/live/snapshot_writer.py (the worker)
         "hset": ("hset", lambda c: c.hset(k.comfort, "z1", "{}")),
+        "hdel": ("hdel", lambda c: c.hdel(k.comfort, "z-removed")),
         "xadd": (
             "xadd",
             lambda c: c.xadd(k.events, {"type": "aggregate"}, maxlen=10_000, approximate=True),
@@ -213,7 +214,7 @@ GATEWAY_CALLS = {
     "getdel ticket",
     "ping",
 }
-WORKER_CALLS = {"hset", "xadd", "ping"}
+WORKER_CALLS = {"hset", "hdel", "xadd", "ping"}
 # Ops may run @read, @write and @keyspace on t:* keys: every call but the script.
 OPS_CALLS = (GATEWAY_CALLS | WORKER_CALLS | {"hget"}) - {"eval record"}
 ALLOWED = {"gateway": GATEWAY_CALLS, "worker": WORKER_CALLS, "ops": OPS_CALLS}

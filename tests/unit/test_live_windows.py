@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.agents.live_publisher import snapshot
 from streams.tables.comfort_buckets import (
     WINDOWS_MIN,
     WindowStats,
@@ -21,6 +20,7 @@ from streams.tables.comfort_buckets import (
     window_minutes,
 )
 from streams.tables.live_buckets import LiveBuckets
+from streams.tables.live_events import snapshot
 from streams.tables.live_windows import LiveWindows, PastWindows
 from streams.tables.vote_state import BucketUpdate
 
@@ -368,6 +368,8 @@ def reference_snapshot(zone: str, kinds: Mapping[str, Buckets], now: datetime) -
         "tenantId": tenant_id,
         "buildingId": building_id,
         "zoneId": zone_id,
+        "floorId": None,
+        "zoneName": None,
         "asOf": now.isoformat(),
         "asOfMinute": now_minute,
         "kinds": {
@@ -380,7 +382,7 @@ def publish(live: LiveBuckets, now: datetime) -> list[str]:
     """A publisher tick's snapshots, checked byte for byte against the reference."""
     out = []
     for zone, kinds in live.due(epoch_minute(now), 100):
-        got = encoded(snapshot(zone, kinds, now, live.windows))
+        got = encoded(snapshot(zone, kinds, now, live.windows, None))
         assert got == encoded(reference_snapshot(zone, kinds, now))
         out.append(zone)
     return out
