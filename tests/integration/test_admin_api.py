@@ -7,46 +7,18 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import psycopg
 
 from identity import totp
-from identity.signing_keys import KeySet
-from identity.tokens import mint_access_token
 from sbp.settings import Settings
 from streams.topics import CONFIG_ZONES
 from tests.integration.accounts import PASSWORD
+from tests.integration.admin_calls import ADMIN, Caller, fresh_tenant, token, vote_status
 from tests.integration.conftest import Tenant
 from tests.integration.observe import decode, end_offsets, read_new_records, wait_for
 from tests.integration.votes import vote
-
-ADMIN = "/api/v1/admin"
-
-
-def _token(settings: Settings, tenant_id: str, role: str, buildings: list[str] = []) -> str:  # noqa: B006
-    return mint_access_token(
-        KeySet.load_or_create(settings.keys_dir),
-        tenant_id=tenant_id,
-        user_id=f"{role.replace('_', '-')}-1",
-        role=role,
-        building_ids=buildings,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        ttl_s=900,
-    )
-
-
-class Caller:
-    def __init__(self, settings: Settings, token: str) -> None:
-        self.base = f"http://{settings.host}:{settings.gateway_port}"
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def __call__(self, method: str, path: str, body: Any = None, **kw: Any) -> httpx.Response:
-        if body is not None:
-            kw["json"] = body
-        return httpx.request(method, self.base + path, headers=self.headers, timeout=15, **kw)
 
 
 def _code(resp: httpx.Response) -> tuple[int, str]:
@@ -56,36 +28,13 @@ def _code(resp: httpx.Response) -> tuple[int, str]:
         return resp.status_code, "-"
 
 
-def _fresh_tenant(settings: Settings) -> tuple[str, Caller]:
-    """A tenant created by a platform admin, and a caller acting as its tenant admin."""
-    tenant_id = f"t-{uuid.uuid4().hex[:12]}"
-    platform = Caller(settings, _token(settings, "platform", "platform_admin"))
-    created = platform("POST", f"{ADMIN}/tenants", {"tenantId": tenant_id, "name": "Acme"})
-    assert created.status_code == 201, created.text
-    return tenant_id, Caller(settings, _token(settings, tenant_id, "tenant_admin"))
-
-
-def _vote_status(settings: Settings, tenant_id: str, building: str, zone: str) -> str:
-    token = _token(settings, tenant_id, "occupant", [building])
-    resp = httpx.post(
-        f"http://{settings.host}:{settings.gateway_port}/api/v1/votes/batch",
-        json={"items": [vote(zone, 1, building=building)]},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    assert resp.status_code == 200, resp.text
-    result = resp.json()["results"][0]
-    status: str = result.get("error", {}).get("code", result["status"])
-    return status
-
-
 def test_platform_admins_create_tenants_and_no_one_else_does(stack: Settings) -> None:
     tenant_id = f"t-{uuid.uuid4().hex[:12]}"
     body = {"tenantId": tenant_id, "name": "Acme Corp"}
     for role in ("occupant", "fm", "tenant_admin", "operator"):
-        refused = Caller(stack, _token(stack, tenant_id, role))("POST", f"{ADMIN}/tenants", body)
+        refused = Caller(stack, token(stack, tenant_id, role))("POST", f"{ADMIN}/tenants", body)
         assert _code(refused) == (403, "forbidden_action"), role
-    platform = Caller(stack, _token(stack, "platform", "platform_admin"))
+    platform = Caller(stack, token(stack, "platform", "platform_admin"))
     assert platform("POST", f"{ADMIN}/tenants", body).status_code == 201
     assert _code(platform("POST", f"{ADMIN}/tenants", body)) == (409, "already_exists")
     got = platform("GET", f"{ADMIN}/tenants/{tenant_id}")
@@ -104,7 +53,7 @@ def test_platform_admins_create_tenants_and_no_one_else_does(stack: Settings) ->
 def test_a_zone_created_through_the_api_takes_votes_and_stops_when_deleted(
     stack: Settings,
 ) -> None:
-    tenant_id, admin = _fresh_tenant(stack)
+    tenant_id, admin = fresh_tenant(stack)
     assert (
         admin("POST", f"{ADMIN}/buildings", {"buildingId": "hq", "name": "HQ"}).status_code == 201
     )
@@ -116,7 +65,7 @@ def test_a_zone_created_through_the_api_takes_votes_and_stops_when_deleted(
     )
     assert zone.status_code == 201, zone.text
     wait_for(
-        lambda: _vote_status(stack, tenant_id, "hq", "east") == "accepted",
+        lambda: vote_status(stack, tenant_id, "hq", "east") == "accepted",
         5,
         "the new zone taking votes",
     )
@@ -126,7 +75,7 @@ def test_a_zone_created_through_the_api_takes_votes_and_stops_when_deleted(
 
     assert admin("DELETE", f"{ADMIN}/buildings/hq/zones/east").status_code == 204
     wait_for(
-        lambda: _vote_status(stack, tenant_id, "hq", "east") == "unknown_zone",
+        lambda: vote_status(stack, tenant_id, "hq", "east") == "unknown_zone",
         5,
         "the deleted zone refusing votes",
     )
@@ -135,7 +84,7 @@ def test_a_zone_created_through_the_api_takes_votes_and_stops_when_deleted(
 
 
 def test_changes_reach_the_config_topic_through_the_outbox(stack: Settings) -> None:
-    tenant_id, admin = _fresh_tenant(stack)
+    tenant_id, admin = fresh_tenant(stack)
     since = end_offsets(stack, CONFIG_ZONES.name)
     admin("POST", f"{ADMIN}/buildings", {"buildingId": "b1", "name": "B1"})
     admin("POST", f"{ADMIN}/buildings/b1/floors", {"floorId": "f1", "name": "F1"})
@@ -166,7 +115,7 @@ def test_changes_reach_the_config_topic_through_the_outbox(stack: Settings) -> N
 
 
 def test_bad_bodies_get_a_code_and_change_nothing(stack: Settings) -> None:
-    _tenant_id, admin = _fresh_tenant(stack)
+    _tenant_id, admin = fresh_tenant(stack)
     admin("POST", f"{ADMIN}/buildings", {"buildingId": "hq", "name": "HQ"})
     cases = [
         ("POST", f"{ADMIN}/buildings", {"buildingId": "hq/x", "name": "n"}, (422, "invalid_id")),
@@ -208,7 +157,7 @@ def test_bad_bodies_get_a_code_and_change_nothing(stack: Settings) -> None:
 
 
 def test_tenant_admins_create_users_who_then_log_in(stack: Settings) -> None:
-    tenant_id, admin = _fresh_tenant(stack)
+    tenant_id, admin = fresh_tenant(stack)
     admin("POST", f"{ADMIN}/buildings", {"buildingId": "hq", "name": "HQ"})
     occupant = admin(
         "POST",
@@ -260,30 +209,30 @@ def test_tenant_admins_create_users_who_then_log_in(stack: Settings) -> None:
 
 
 def test_a_tenant_admin_reaches_only_its_own_tenant(stack: Settings, tenant: Tenant) -> None:
-    _other_id, other_admin = _fresh_tenant(stack)
+    _other_id, other_admin = fresh_tenant(stack)
     # The victim tenant (the fixture's) has building b1 with zone z1.
     assert _code(other_admin("DELETE", f"{ADMIN}/buildings/b1/zones/z1")) == (404, "unknown_zone")
     assert _code(other_admin("GET", f"{ADMIN}/buildings/b1/zones")) == (404, "unknown_building")
-    assert _vote_status(stack, tenant.tenant_id, "b1", "z1") == "accepted"
+    assert vote_status(stack, tenant.tenant_id, "b1", "z1") == "accepted"
 
 
 def test_tenant_settings_are_versioned_validated_and_applied_by_the_gateway(
     stack: Settings,
 ) -> None:
-    tenant_id, admin = _fresh_tenant(stack)
+    tenant_id, admin = fresh_tenant(stack)
     admin("POST", f"{ADMIN}/buildings", {"buildingId": "hq", "name": "HQ"})
     admin("POST", f"{ADMIN}/buildings/hq/floors", {"floorId": "f1", "name": "F1"})
     admin("POST", f"{ADMIN}/buildings/hq/zones", {"zoneId": "z1", "floorId": "f1", "name": "Z1"})
     current = admin("GET", f"{ADMIN}/settings").json()
     assert current["version"] == 1 and current["settings"]["lateAfterS"] == 900
-    token = _token(stack, tenant_id, "occupant", ["hq"])
+    occupant = token(stack, tenant_id, "occupant", ["hq"])
     url = f"http://{stack.host}:{stack.gateway_port}/api/v1/votes/batch"
 
     def five_minutes_old() -> str:
         resp = httpx.post(
             url,
             json={"items": [vote("z1", 1, building="hq", minutes_ago=5)]},
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {occupant}"},
             timeout=10,
         )
         status: str = resp.json()["results"][0]["status"]
