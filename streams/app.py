@@ -118,7 +118,12 @@ def vote_state_table(app: faust.App) -> Any:
 
 
 def is_ready(app: faust.App) -> bool:
-    """Partitions assigned and every table recovered from its changelog."""
+    """Partitions assigned and every table recovered from its changelog.
+
+    The vote stage waits on this alone: it reads no configuration, so votes never
+    wait for the config view. The worker's `/ready` also waits for the view
+    (streams/worker.py), since its live snapshots need it.
+    """
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
     return (
         bool(app.consumer.assignment())

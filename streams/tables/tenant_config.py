@@ -103,13 +103,14 @@ class TenantConfig:
         else:
             buildings.pop(building_id, None)
         self._zones[tenant_id] = buildings
-        removed = dict(self._removed)
-        # Re-inserted at the end: the dict stays in sequence order.
-        removed.pop(ref, None)
-        if zone is None:
-            self._seq += 1
-            removed[ref] = Removal(ref, self._seq, at_s)
-        self._removed = removed
+        if zone is None or ref in self._removed:
+            removed = dict(self._removed)
+            # Re-inserted at the end: the dict stays in sequence order.
+            removed.pop(ref, None)
+            if zone is None:
+                self._seq += 1
+                removed[ref] = Removal(ref, self._seq, at_s)
+            self._removed = removed
 
     def apply_settings(self, key: bytes | str, record: Mapping[str, Any] | None) -> None:
         """A config.tenant-settings record; ValueError (nothing changed) if it is invalid."""
