@@ -38,6 +38,9 @@ async def create_tenant(conn: Conn, tenant_id: str, name: str) -> bool:
     )
     if cur.rowcount != 1:
         return False
+    # The tenant's own schema, with every tenant migration, in the same transaction:
+    # a tenant that exists always has its tables.
+    await conn.execute("SELECT sbp.provision_tenant_schema(%s)", (tenant_id,))
     await put_settings(conn, tenant_id, DEFAULT_SETTINGS, expected_version=0)
     return True
 

@@ -2,7 +2,7 @@
 
 It encodes N valid v2 votes for a fresh tenant with the one Avro codec, produces
 them straight to votes.raw (as the gateway would, bypassing HTTP), and times
-from the first produce until (a) all N rows are in `sbp.votes` for the tenant,
+from the first produce until (a) all N rows are in the tenant's `votes` (its own schema),
 read under its RLS setting, and (b) the published Redis snapshots' 60-minute
 windows add up to exactly N. The worker's /stats counters are diffed around
 the run; a dead letter, a count above N or a worker restart fails the run.
@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import psycopg
 import redis
+from psycopg import sql
 
 from bench.cpu_usage import report, sample, top_snapshot
 from bench.machine import describe_machine
@@ -66,8 +67,10 @@ def produce(producer: RawVoteProducer, records: list[tuple[bytes, bytes]]) -> No
 def stored_rows(conn: psycopg.Connection[Any], tenant_id: str) -> int:
     with conn.transaction():
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
-        row = conn.execute("SELECT count(*) FROM sbp.votes WHERE tenant_id = %s", (tenant_id,))
-        found = row.fetchone()
+        schema = conn.execute("SELECT sbp.tenant_schema(%s)", (tenant_id,)).fetchone()
+        assert schema is not None and schema[0] is not None, "the bench tenant has no schema"
+        table = sql.SQL("{}.votes").format(sql.Identifier(schema[0]))
+        found = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
     return int(found[0]) if found else 0
 
 

@@ -63,18 +63,36 @@ class ZoneDirectory:
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
         try:
-            async with self._db.transaction() as conn:
-                await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
-                cur = await conn.execute("SELECT building_id, zone_id FROM sbp.zones")
-                rows = await cur.fetchall()
+            rows = await self._read(tenant_id)
+        except psycopg.OperationalError:
+            # Most often a connection PostgreSQL dropped (a restart): the connection is
+            # made again on the next use, so one more attempt answers right away.
+            try:
+                rows = await self._read(tenant_id)
+            except psycopg.Error as exc:
+                return self._unreadable(tenant_id, hit, exc)
         except psycopg.Error as exc:
-            if hit is not None:
-                log.warning("zone registry unreachable, serving cached zones: %s", exc)
-                return hit[1]
-            raise DirectoryUnavailable(str(exc)) from exc
+            return self._unreadable(tenant_id, hit, exc)
         grouped: dict[str, set[str]] = {}
         for building_id, zone_id in rows:
             grouped.setdefault(building_id, set()).add(zone_id)
         zones = TenantZones({b: frozenset(z) for b, z in grouped.items()})
         self._cache[tenant_id] = (now, zones)
         return zones
+
+    async def _read(self, tenant_id: str) -> list[tuple[str, str]]:
+        async with self._db.transaction() as conn:
+            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+            cur = await conn.execute("SELECT building_id, zone_id FROM sbp.zones")
+            return await cur.fetchall()
+
+    @staticmethod
+    def _unreadable(
+        tenant_id: str, hit: tuple[float, TenantZones] | None, exc: psycopg.Error
+    ) -> TenantZones:
+        if hit is not None:
+            log.warning(
+                "zone registry unreachable for %s, serving cached zones: %s", tenant_id, exc
+            )
+            return hit[1]
+        raise DirectoryUnavailable(str(exc)) from exc

@@ -1,4 +1,5 @@
-"""The PostgreSQL sink: its own consumer of votes.accepted, storing every vote in `sbp.votes`.
+"""The PostgreSQL sink: its own consumer of votes.accepted, storing every vote in its
+tenant's `votes` table (one schema per tenant).
 
 Run as `python -m sinks.timescale.sink_worker` (`sbp dev up` starts it). It is
 a consumer group of its own (`PG_SINK_GROUP`), apart from the vote stage, so a
@@ -24,8 +25,9 @@ Invariants:
   exactly one row per accepted vote. (Dead letters are at-least-once: a crash
   between their confirmation and the commit sends them again.)
 - **A poison record never blocks its partition.** A record that cannot be
-  decoded, is not an accepted vote, or that PostgreSQL refuses for its data
-  goes to the DLQ with its reason; the rest of its batch is stored.
+  decoded, is not an accepted vote, belongs to a tenant that has no schema
+  (`unknown_tenant`), or that PostgreSQL refuses for its data goes to the DLQ
+  with its reason; the rest of its batch is stored.
 - **Transient failures wait, permanent ones stop.** A database or registry
   outage is retried inside the batch (sinks/timescale/retry_policy.py) and
   never dead-letters data. A configuration fault (no privilege, a missing
@@ -59,7 +61,7 @@ from sinks.timescale.pg_failures import PermanentDatabaseError, describe
 from sinks.timescale.retry_policy import until_success
 from sinks.timescale.sink_batch import PendingVote, commit_positions, group_by_tenant
 from sinks.timescale.sink_web import SinkStats, SinkWebServer
-from sinks.timescale.vote_store import VoteStore
+from sinks.timescale.vote_store import UnknownTenant, VoteStore
 from sinks.timescale.vote_writer import to_row
 from streams.batch_producer import BatchProducer, DeliveryFailed
 from streams.dlq import DeadLetters, SourceRecord
@@ -234,7 +236,10 @@ class SinkWorker:
             inserted += outcome.inserted
             replayed += len(items) - outcome.inserted - len(outcome.rejected)
             for item, refusal in outcome.rejected:
-                letters.append((item.source, "db_rejected", describe(refusal)))
+                if isinstance(refusal, UnknownTenant):
+                    letters.append((item.source, "unknown_tenant", str(refusal)))
+                else:
+                    letters.append((item.source, "db_rejected", describe(refusal)))
 
         if letters:
             self._dlq_retry(self._send_dead_letters, letters)

@@ -11,13 +11,22 @@ Every write goes through the one retry policy, and every error is classified
 - permanent: raised as `PermanentDatabaseError`, which stops the process;
 - row: the chunk is halved until the refused rows stand alone; they are
   returned as rejected and everything else is stored.
+
+Each tenant's votes go to its own schema. The store remembers the schema of the
+tenants it wrote for (bounded, least recently used out first) and the month it last
+made their partitions ahead for, so a batch costs one extra round trip only for a
+tenant it has not seen, or on the first batch of a month. A tenant without a schema
+(never created through the tenant service) has its rows returned as rejected with
+`UnknownTenant`, so they reach the DLQ and never stop the sink.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,12 +41,28 @@ from sinks.timescale.pg_failures import (
 )
 from sinks.timescale.retry_policy import until_success
 from sinks.timescale.sink_batch import PendingVote, WriteOutcome, write_isolating_rejects
-from sinks.timescale.vote_writer import prepare_session, store_tenant_votes
+from sinks.timescale.vote_writer import (
+    ensure_partitions,
+    first_partition_month,
+    prepare_session,
+    store_tenant_votes,
+    tenant_schema,
+)
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 
 CONNECT_TIMEOUT_S = 3
+# Tenants whose schema the store remembers; past this, the least recently written is
+# looked up again when it next has votes.
+SCHEMA_CACHE_SIZE = 10_000
+
+
+class UnknownTenant(Exception):
+    """Votes of a tenant that has no schema: never created, so nowhere to store them."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} has no schema (it was never created)")
 
 
 class VoteStore:
@@ -53,6 +78,8 @@ class VoteStore:
         self._retrying = until_success("postgres", is_transient, stop, on_retry)
         self._on_health = on_health
         self._healthy = False
+        # tenant → (schema, the month its partitions were last made ahead from).
+        self._schemas: OrderedDict[str, tuple[str, date]] = OrderedDict()
 
     @property
     def healthy(self) -> bool:
@@ -82,14 +109,52 @@ class VoteStore:
     ) -> WriteOutcome[PendingVote[S]]:
         """Store one tenant's rows durably; rows PostgreSQL refuses are returned, not stored."""
 
+        schema = self._schema_of(tenant_id)
+        if schema is None:
+            refusal = UnknownTenant(tenant_id)
+            return WriteOutcome(rejected=[(item, refusal) for item in items])
+
         def write(chunk: Sequence[PendingVote[S]]) -> int:
             rows = [item.row for item in chunk]
             inserted: int = self._retrying(
-                self._attempt, lambda conn: store_tenant_votes(conn, tenant_id, rows)
+                self._attempt, lambda conn: store_tenant_votes(conn, schema, tenant_id, rows)
             )
             return inserted
 
         return write_isolating_rejects(items, write, is_row_error)
+
+    def _schema_of(self, tenant_id: str) -> str | None:
+        """The tenant's schema, its partitions made ahead for the current month."""
+        month = first_partition_month()
+        known = self._schemas.get(tenant_id)
+        if known is not None and known[1] == month:
+            self._schemas.move_to_end(tenant_id)
+            return known[0]
+
+        def resolve(conn: psycopg.Connection[Any]) -> str | None:
+            schema = tenant_schema(conn, tenant_id)
+            if schema is not None:
+                created = ensure_partitions(conn, tenant_id, month)
+                if created:
+                    log.info("created %d vote partitions ahead for %s", created, schema)
+            return schema
+
+        try:
+            found: str | None = self._retrying(self._attempt, resolve)
+        except psycopg.Error as exc:
+            # Only a row-class error gets here (the others are retried or already
+            # permanent), e.g. a month that cannot be attached over rows the default
+            # partition holds: the schema's state, never the batch's data.
+            self._set_healthy(False)
+            raise PermanentDatabaseError(exc) from exc
+        if found is None:
+            # Not remembered: a tenant created later is found on its next batch.
+            return None
+        self._schemas[tenant_id] = (found, month)
+        self._schemas.move_to_end(tenant_id)
+        while len(self._schemas) > SCHEMA_CACHE_SIZE:
+            self._schemas.popitem(last=False)
+        return found
 
     def close(self) -> None:
         self._reset()
@@ -120,20 +185,10 @@ class VoteStore:
             self._conn = None
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
             try:
-                created = prepare_session(conn)
-            except psycopg.Error as exc:
-                conn.close()
-                if classify(exc) is Failure.ROW:
-                    # E.g. a partition that cannot be attached over rows already in
-                    # the default one: the schema's state, never the batch's data.
-                    self._set_healthy(False)
-                    raise PermanentDatabaseError(exc) from exc
-                raise
+                prepare_session(conn)
             except BaseException:
                 conn.close()
                 raise
-            if created:
-                log.info("created %d vote partitions ahead", created)
             self._conn = conn
         return self._conn
 

@@ -16,6 +16,7 @@ import psycopg
 import redis
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from psycopg import sql
 
 from sbp.settings import Settings
 from schemas.codec import AvroCodec, registry_client
@@ -37,20 +38,31 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last probe: {last!r}")
 
 
+def tenant_votes(conn: psycopg.Connection[Any], tenant_id: str) -> sql.Composed:
+    """The tenant's votes table (`<its schema>.votes`), with `app.tenant_id` set for the
+    caller's transaction; AssertionError if the tenant has no schema."""
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+    row = conn.execute("SELECT sbp.tenant_schema(%s)", (tenant_id,)).fetchone()
+    assert row is not None and row[0] is not None, f"tenant {tenant_id} has no schema"
+    return sql.SQL("{}.votes").format(sql.Identifier(row[0]))
+
+
 def vote_rows(settings: Settings, tenant_id: str) -> list[tuple[Any, ...]]:
     """(vote_uuid, zone, kind, value, late, schema_version) for every stored vote of a tenant."""
     with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+        table = tenant_votes(conn, tenant_id)
         return conn.execute(
-            "SELECT vote_uuid::text, zone_id, kind, value, late, schema_version"
-            " FROM sbp.votes ORDER BY vote_uuid"
+            sql.SQL(
+                "SELECT vote_uuid::text, zone_id, kind, value, late, schema_version"
+                " FROM {} ORDER BY vote_uuid"
+            ).format(table)
         ).fetchall()
 
 
 def vote_count(settings: Settings, tenant_id: str) -> int:
     with psycopg.connect(settings.pg_dsn("app")) as conn, conn.transaction():
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
-        row = conn.execute("SELECT count(*) FROM sbp.votes").fetchone()
+        table = tenant_votes(conn, tenant_id)
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
         return int(row[0]) if row else 0
 
 

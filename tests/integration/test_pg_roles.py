@@ -17,6 +17,8 @@ from sbp.settings import PG_SERVICE_ROLES, Settings
 from tests.integration.accounts import create_account
 
 T = "t-pgroles"
+# The tenant's own schema (sbp.tenant_schema_name: `t_` and the id, quoted).
+VOTES = '"t_t-pgroles".votes'
 VOTE_ROW = (
     f"'{T}', gen_random_uuid(), 'b1', 'z1', 'thermal', 1, NULL, 'u', now(), now(), false,"
     " NULL, NULL, NULL, 2"
@@ -36,8 +38,11 @@ MATRIX: list[tuple[str, str, bool]] = [
         f" VALUES ('{T}', 'x', 'occupant', 'h')",
         REFUSED,
     ),
+    ("gateway", f"SELECT count(*) FROM {VOTES}", REFUSED),
     ("gateway", "SELECT count(*) FROM sbp.votes", REFUSED),
-    ("gateway", "SELECT sbp.ensure_vote_partitions(now()::date, 1000)", REFUSED),
+    ("gateway", f"SELECT sbp.ensure_tenant_vote_partitions('{T}', now()::date, 1)", REFUSED),
+    ("gateway", f"SELECT sbp.provision_tenant_schema('{T}')", REFUSED),
+    ("gateway", f"SELECT sbp.tenant_schema('{T}')", REFUSED),
     ("gateway", "SELECT * FROM sbp.outbox_take(1)", REFUSED),
     (
         "gateway",
@@ -64,6 +69,11 @@ MATRIX: list[tuple[str, str, bool]] = [
     ("admin", "SELECT * FROM sbp.outbox_take(1)", ALLOWED),
     ("admin", "SELECT count(*) FROM sbp.outbox", REFUSED),
     ("admin", "SELECT count(*) FROM sbp.votes", REFUSED),
+    ("admin", f"SELECT count(*) FROM {VOTES}", REFUSED),
+    # Creating a tenant creates its schema; for an existing one it does nothing.
+    ("admin", f"SELECT sbp.provision_tenant_schema('{T}')", ALLOWED),
+    ("admin", "SELECT count(*) FROM public.tenant_schemas", REFUSED),
+    ("admin", "SELECT count(*) FROM public.tenant_migrations", REFUSED),
     ("admin", "SELECT count(*) FROM sbp.refresh_tokens", REFUSED),
     ("admin", "UPDATE sbp.users SET role = 'platform_admin'", REFUSED),
     ("admin", "SELECT count(*) FROM registry.schemas", REFUSED),
@@ -72,10 +82,17 @@ MATRIX: list[tuple[str, str, bool]] = [
     ("registry", "SELECT count(*) FROM sbp.users", REFUSED),
     ("registry", "SELECT count(*) FROM sbp.zones", REFUSED),
     ("registry", "SELECT count(*) FROM sbp.votes", REFUSED),
-    ("sink", f"INSERT INTO sbp.votes VALUES ({VOTE_ROW})", ALLOWED),
-    ("sink", "SELECT sbp.ensure_vote_partitions(now()::date, 1)", ALLOWED),
-    ("sink", "SELECT count(*) FROM sbp.votes", REFUSED),
-    ("sink", "DELETE FROM sbp.votes", REFUSED),
+    ("registry", f"SELECT count(*) FROM {VOTES}", REFUSED),
+    ("sink", f"INSERT INTO {VOTES} VALUES ({VOTE_ROW})", ALLOWED),
+    ("sink", f"SELECT sbp.tenant_schema('{T}')", ALLOWED),
+    ("sink", f"SELECT sbp.ensure_tenant_vote_partitions('{T}', now()::date, 1)", ALLOWED),
+    ("sink", f"SELECT count(*) FROM {VOTES}", REFUSED),
+    ("sink", f"DELETE FROM {VOTES}", REFUSED),
+    ("sink", f"UPDATE {VOTES} SET value = 0", REFUSED),
+    ("sink", f"SELECT sbp.provision_tenant_schema('{T}')", REFUSED),
+    # The shared table of before per-tenant schemas takes no more votes.
+    ("sink", f"INSERT INTO sbp.votes VALUES ({VOTE_ROW})", REFUSED),
+    ("sink", "SELECT sbp.ensure_vote_partitions(now()::date, 1)", REFUSED),
     ("sink", "SELECT count(*) FROM sbp.users", REFUSED),
     ("sink", "SELECT count(*) FROM sbp.zones", REFUSED),
     ("sink", "SELECT count(*) FROM registry.schemas", REFUSED),
@@ -137,3 +154,34 @@ def test_rls_confines_a_service_role_to_the_tenant_it_names(seeded: Settings) ->
     assert users(T) >= 1  # positive control
     assert users(None) == 0
     assert users(f"t-{uuid.uuid4().hex[:8]}") == 0
+
+
+def test_the_sink_makes_a_bounded_number_of_partitions_a_call(seeded: Settings) -> None:
+    with psycopg.connect(seeded.pg_dsn("sink")) as conn:
+        ahead = conn.execute(
+            "SELECT sbp.ensure_tenant_vote_partitions(%s, now()::date, 24)", (T,)
+        ).fetchone()
+        assert ahead is not None and ahead[0] >= 0  # positive control: 24 is allowed
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="between 1 and 24"):
+            conn.execute("SELECT sbp.ensure_tenant_vote_partitions(%s, now()::date, 25)", (T,))
+
+
+def test_a_tenant_schema_confines_its_rows_to_its_tenant(seeded: Settings) -> None:
+    """Defense in depth under the schema: RLS and the tenant CHECK, as the sink's role."""
+    other = f"t-{uuid.uuid4().hex[:8]}"
+    row = VOTE_ROW.replace(f"'{T}'", "%s", 1)
+    insert = f"INSERT INTO {VOTES} VALUES ({row})"
+    with psycopg.connect(seeded.pg_dsn("sink")) as conn:
+        with conn.transaction(force_rollback=True):  # positive control
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (T,))
+            assert conn.execute(insert, (T,)).rowcount == 1
+        with conn.transaction(force_rollback=True):
+            # Another tenant's row under that tenant's setting: RLS lets it pass, the
+            # schema's CHECK refuses it.
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (other,))
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute(insert, (other,))
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (other,))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                conn.execute(insert, (T,))

@@ -262,6 +262,9 @@ def test_poison_records_are_dead_lettered_and_later_votes_are_stored(
     with_nul = accepted_vote(tenant, "z2", value=2)
     with_nul["deviceId"] = "phone\x00"
     unsendable = producer.encode(with_nul)
+    # Decodes fine, but its tenant was never created, so it has no schema to go to.
+    stranger = Tenant(settings, f"t-{uuid.uuid4().hex[:12]}", "b1", ("z1",))
+    homeless = producer.encode(accepted_vote(stranger, "z1", value=1))
     dlq_before = end_offsets(settings, VOTES_DLQ.name)
 
     records = [
@@ -270,6 +273,7 @@ def test_poison_records_are_dead_lettered_and_later_votes_are_stored(
         unframed,
         refused,
         unsendable,
+        homeless,
         *(producer.encode(v) for v in after),
     ]
     written = producer.produce(records)
@@ -281,6 +285,7 @@ def test_poison_records_are_dead_lettered_and_later_votes_are_stored(
         written[4]: "not_avro_framed",
         written[5]: "db_rejected",
         written[6]: "db_rejected",
+        written[7]: "unknown_tenant",
     }
 
     def ours(records: list[Any]) -> dict[tuple[int, int], dict[str, Any]]:
@@ -302,6 +307,7 @@ def test_poison_records_are_dead_lettered_and_later_votes_are_stored(
     assert letters[written[5]]["originalKey"] == refused[0]
     assert "23514" in letters[written[5]]["errorMessage"]
     assert "NUL" in letters[written[6]]["errorMessage"]
+    assert stranger.tenant_id in letters[written[7]]["errorMessage"]
 
 
 def test_a_permanent_database_error_stops_the_sink_at_once(sink: Settings) -> None:

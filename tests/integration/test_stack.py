@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
+from psycopg import sql
 
 from devstack import stack as devstack
 from devstack import workers
+from devstack.seed import seed_zones
 from sbp.settings import Settings
 from schemas.codec import registry_client
 from streams.topic_admin import TopicDeclarationError, apply_topics
 from streams.topics import ALL_TOPICS, TopicSpec
+from tests.integration.conftest import Tenant
+from tests.integration.observe import tenant_votes
 
 
 def test_every_service_is_healthy(stack: Settings) -> None:
@@ -84,58 +90,55 @@ def test_app_role_is_unprivileged(stack: Settings) -> None:
         assert owned_schemas == (0,)
 
 
-def test_app_role_cannot_alter_table(stack: Settings) -> None:
-    with (
-        psycopg.connect(stack.pg_dsn("app")) as conn,
-        pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"),
-    ):
-        conn.execute("ALTER TABLE sbp.votes DISABLE ROW LEVEL SECURITY")
+def test_app_role_cannot_alter_a_tenant_table(tenant: Tenant) -> None:
+    with psycopg.connect(tenant.settings.pg_dsn("app")) as conn:
+        table = tenant_votes(conn, tenant.tenant_id)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"):
+            conn.execute(sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(table))
 
 
-def test_app_role_cannot_turn_row_security_off(stack: Settings) -> None:
-    with psycopg.connect(stack.pg_dsn("app")) as conn:
+def test_app_role_cannot_turn_row_security_off(tenant: Tenant) -> None:
+    with psycopg.connect(tenant.settings.pg_dsn("app")) as conn:
+        table = tenant_votes(conn, tenant.tenant_id)
+        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table))  # positive control
         conn.execute("SET row_security = off")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
-            conn.execute("SELECT count(*) FROM sbp.votes").fetchone()
+            conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
 
 
-def test_rls_hides_other_tenants_rows(stack: Settings) -> None:
+def _count(conn: psycopg.Connection[Any], table: sql.Composed) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_every_tenant_gets_its_own_schema_and_rls_still_hides_other_tenants(
+    stack: Settings,
+) -> None:
     tenant_a, tenant_b = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
-    row = (
-        "b1",
-        "z1",
-        "thermal",
-        1,
-        "u",
-        "2026-11-20T10:00:00Z",
-        "2026-11-20T10:00:01Z",
-        False,
-        2,
-    )
-    insert = (
-        "INSERT INTO sbp.votes (tenant_id, vote_uuid, building_id, zone_id, kind, value,"
+    for tenant_id in (tenant_a, tenant_b):
+        seed_zones(stack, tenant_id, "b1", [("f1", "z1", "zone 1")])
+    now = datetime.now(UTC)
+    insert = sql.SQL(
+        "INSERT INTO {} (tenant_id, vote_uuid, building_id, zone_id, kind, value,"
         " user_ref, client_ts, received_at, late, schema_version)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " VALUES (%s, %s, 'b1', 'z1', 'thermal', 1, 'u', %s, %s, false, 2)"
     )
     with psycopg.connect(stack.pg_dsn("app")) as conn:
         with conn.transaction():
-            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_a,))
-            conn.execute(insert, (tenant_a, uuid.uuid4(), *row))
-            # Writing another tenant's row under tenant A's setting is refused.
+            table_a = tenant_votes(conn, tenant_a)
+            conn.execute(insert.format(table_a), (tenant_a, uuid.uuid4(), now, now))
+        with conn.transaction():
+            table_b = tenant_votes(conn, tenant_b)
+            assert table_a != table_b
+            # Tenant B's setting sees nothing in tenant A's schema, nor A's rows in its own.
+            assert _count(conn, table_a) == 0
+            assert _count(conn, table_b) == 0
+            # Writing a row of tenant A under tenant B's setting is refused.
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
-                conn.execute(insert, (tenant_b, uuid.uuid4(), *row))
+                conn.execute(insert.format(table_a), (tenant_a, uuid.uuid4(), now, now))
         with conn.transaction():
-            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_b,))
-            seen = conn.execute(
-                "SELECT count(*) FROM sbp.votes WHERE tenant_id = %s", (tenant_a,)
-            ).fetchone()
-            assert seen == (0,)
-        with conn.transaction():
-            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_a,))
-            seen = conn.execute(
-                "SELECT count(*) FROM sbp.votes WHERE tenant_id = %s", (tenant_a,)
-            ).fetchone()
-            assert seen == (1,)
+            tenant_votes(conn, tenant_a)
+            assert _count(conn, table_a) == 1
 
 
 def test_declared_topics_exist_with_their_partition_counts(stack: Settings) -> None:
