@@ -3,8 +3,8 @@
 Files are `migrations/NNNN_name.sql`, applied in order, each in its own
 transaction, as the owner role (so the owner owns every object and the other
 roles own nothing). A file may say `{{app_role}}`, `{{gateway_role}}`,
-`{{admin_role}}`, `{{registry_role}}` or `{{sink_role}}` where it grants to that
-role; the runner substitutes the quoted role name. An
+`{{admin_role}}`, `{{registry_role}}`, `{{sink_role}}` or `{{replay_role}}` where it
+grants to that role; the runner substitutes the quoted role name. An
 applied file whose content later changes is refused, not re-run.
 """
 
