@@ -103,9 +103,7 @@ _GRANTS: MappingProxyType[Role, frozenset[Action]] = MappingProxyType(
         ),
         Role.PLATFORM_ADMIN: frozenset({A.PLATFORM_ADMIN, A.SELF_READ}),
         Role.SENSOR: frozenset({A.PRESENCE_PING}),
-        Role.OPERATOR: frozenset(
-            {A.REPLAY_OPERATE, A.REPLAY_READ, A.OFFSETS_RESET, A.SELF_READ}
-        ),
+        Role.OPERATOR: frozenset({A.REPLAY_OPERATE, A.REPLAY_READ, A.OFFSETS_RESET, A.SELF_READ}),
     }
 )
 del A

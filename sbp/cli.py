@@ -1,4 +1,4 @@
-"""`sbp`: the one command-line entry point (dev stack today; tokens, replay later)."""
+"""`sbp`: the one command-line entry point (dev stack, accounts, keys, deploy, replay)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from rich.console import Console
 from rich.table import Table
 
 from identity.dev_cli import token as mint_dev_token
+from replay.cli import app as replay_app
 from sbp.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Smart-building occupant platform.")
 dev = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, PostgreSQL, Redis, registry.")
 app.add_typer(dev, name="dev")
 dev.command("token", help="Mint a dev access token (prints only the token).")(mint_dev_token)
+app.add_typer(replay_app, name="replay")
 console = Console()
 
 
