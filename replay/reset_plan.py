@@ -153,7 +153,7 @@ def _plan_one(request: ResetRequest, p: PartitionPosition) -> PlannedReset:
     if kind is ResetKind.DATETIME:
         if p.offset_for_time is None:
             return PlannedReset(
-                p.partition, p.committed, p.log_end, "no record at or after the time: log end"
+                p.partition, p.committed, p.log_end, "no record since the time: log end"
             )
         target, note = _clamped(p.offset_for_time, p)
         return PlannedReset(p.partition, p.committed, target, note)

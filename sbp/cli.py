@@ -48,6 +48,23 @@ def dev_down() -> None:
     console.print(f"stopped: {stopped or 'nothing was running'}")
 
 
+@dev.command("stop")
+def dev_stop(
+    service: str = typer.Argument(..., help="e.g. pg-sink, gateway, worker-1 (see dev status)"),
+) -> None:
+    """Stop one service and wait for it to exit (e.g. pg-sink before an offset reset);
+    `sbp dev up` starts it again."""
+    from devstack import stack
+
+    try:
+        was_running = stack.stop_one(get_settings(), service)
+    except KeyError:
+        names = ", ".join(row.name for row in stack.status(get_settings()))
+        console.print(f"[red]error:[/red] unknown service {service!r}; one of: {names}")
+        raise typer.Exit(2) from None
+    console.print(f"{service}: {'stopped' if was_running else 'was not running'}")
+
+
 @dev.command("status")
 def dev_status() -> None:
     """Each service's pid and readiness; exits 1 if any is not healthy."""

@@ -54,7 +54,7 @@ def test_to_datetime_takes_the_first_offset_at_or_after_the_time() -> None:
 def test_to_datetime_with_no_later_record_falls_to_the_log_end() -> None:
     planned = one(ResetRequest.to_datetime(AT), pos(committed=90, end=100, for_time=None))
     assert planned.target == 100
-    assert planned.note == "no record at or after the time: log end"
+    assert planned.note == "no record since the time: log end"
 
 
 def test_to_datetime_on_an_empty_partition_is_its_end() -> None:
