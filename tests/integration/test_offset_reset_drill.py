@@ -12,23 +12,17 @@ one row of this reset. The sink is left running and ready for the tests after it
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from devstack.python_services import SINK
 from replay.exit_codes import ExitCode
-from sbp.settings import REPO_ROOT, Settings
+from sbp.settings import Settings
 from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED
 from tests.integration.conftest import Tenant
 from tests.integration.observe import (
@@ -39,24 +33,11 @@ from tests.integration.observe import (
     vote_rows,
     wait_for,
 )
+from tests.integration.operators import operator_log, operator_token, replay
 from tests.integration.votes import vote
 
 VOTES = 300
 TOPIC = VOTES_ACCEPTED.name
-SBP = str(Path(sys.executable).parent / "sbp")
-
-
-def replay(token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`sbp replay ...` as an operator runs it, with the token in the environment."""
-    return subprocess.run(
-        [SBP, "replay", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, "SBP_OPERATOR_TOKEN": token},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def sink_stats(settings: Settings) -> dict[str, Any]:
@@ -64,15 +45,6 @@ def sink_stats(settings: Settings) -> dict[str, Any]:
         f"http://{settings.host}:{settings.sink_web_port}/stats", timeout=5
     ).json()
     return stats
-
-
-def operator_log(settings: Settings, user_id: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(settings.pg_dsn("app")) as conn:
-        return conn.execute(
-            "SELECT tenant_id, user_id, action, consumer_group, topic, detail, at"
-            " FROM ops.operator_log WHERE user_id = %s ORDER BY log_id",
-            (user_id,),
-        ).fetchall()
 
 
 def sink_caught_up(settings: Settings) -> bool:
@@ -94,11 +66,11 @@ def test_reset_the_sink_to_before_the_votes_keeps_counts_exact(
 ) -> None:
     settings = sink_restored
     SINK.up(settings)
-    operator_user = f"op-{uuid.uuid4().hex[:10]}"
-    token = tenant.token(role="operator", user=operator_user)
+    token, operator_user = operator_token(tenant)
 
-    # The records' timestamps are their produce times, so "before the votes" is now.
-    before_votes = datetime.now(UTC) - timedelta(seconds=1)
+    # The records' timestamps are their produce times (CreateTime, set by the vote
+    # stage's producer on this machine's clock), so "before the votes" is now.
+    before_votes = datetime.now(UTC)
     rng = random.Random(8)
     votes = [
         vote(rng.choice(tenant.zones), rng.randint(-3, 3), minutes_ago=rng.uniform(0.1, 10))
