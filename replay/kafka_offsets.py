@@ -13,6 +13,7 @@ our check and the commit cannot have its offsets moved under it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ _GROUP_BUSY = frozenset(
 _EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
+# librdkafka logs every failed connection attempt on stderr; an operator needs the one
+# error the command ends with, which carries the cause (exit 7).
+_QUIET = logging.getLogger("replay.librdkafka")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
 T = TypeVar("T")
 Partition = tuple[str, int]
 
@@ -69,10 +76,19 @@ class GroupState:
 
 class KafkaOffsets:
     def __init__(self, settings: Settings) -> None:
-        self._admin = AdminClient({**settings.kafka_config("admin"), "client.id": "sbp-replay"})
+        # Typed Any: librdkafka's bindings take a Logger here, which their stubs omit.
+        config: dict[str, Any] = {
+            **settings.kafka_config("admin"),
+            "client.id": "sbp-replay",
+            "logger": _QUIET,
+        }
+        self._admin = AdminClient(config)
 
     def groups(self) -> list[str]:
         listed = _result(self._admin.list_consumer_groups(request_timeout=TIMEOUT_S))
+        if listed.errors:
+            # A partial list would show "no lag" for groups it missed: refuse it.
+            raise _kafka_error(KafkaException(listed.errors[0]))
         return sorted(g.group_id for g in listed.valid)
 
     def group_state(self, group: str) -> GroupState:

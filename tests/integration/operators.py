@@ -18,12 +18,15 @@ from tests.integration.conftest import Tenant
 SBP = str(Path(sys.executable).parent / "sbp")
 
 
-def replay(token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`sbp replay ...` as an operator runs it, with the token in the environment."""
+def replay(
+    token: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`sbp replay ...` as an operator runs it, with the token in the environment
+    (and `env` added to it)."""
     return subprocess.run(
         [SBP, "replay", *args],
         cwd=REPO_ROOT,
-        env={**os.environ, "SBP_OPERATOR_TOKEN": token},
+        env={**os.environ, "SBP_OPERATOR_TOKEN": token, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,

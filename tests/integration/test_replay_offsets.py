@@ -8,18 +8,21 @@ stopped; it is deleted afterwards, so it never shows in another test's `lag`.
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from replay.errors import ReplayError
 from replay.exit_codes import ExitCode
+from replay.kafka_offsets import KafkaOffsets
 from sbp.settings import Settings
 from streams.topics import VOTES_ACCEPTED
 from tests.integration.conftest import Tenant
-from tests.integration.observe import committed_offsets, end_offsets
+from tests.integration.observe import committed_offsets, end_offsets, wait_for
 from tests.integration.operators import operator_log, operator_token, replay
 
 TOPIC = VOTES_ACCEPTED.name
@@ -148,3 +151,54 @@ def test_a_non_operator_token_is_forbidden_before_kafka_is_asked(tenant: Tenant)
     assert result.returncode == ExitCode.FORBIDDEN
     assert "may not perform 'replay.read'" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_consumer_that_joins_after_the_check_is_still_protected(
+    tenant: Tenant, scratch_group: tuple[str, dict[int, int]]
+) -> None:
+    """--execute checks the group is empty; a consumer joining just after is stopped by
+    the broker, which refuses an admin commit to a group with members."""
+    group, _ = scratch_group
+    assigned: list[object] = []
+    consumer = Consumer(
+        {
+            **tenant.settings.kafka_config("admin"),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "session.timeout.ms": 10_000,
+        }
+    )
+    consumer.subscribe([TOPIC], on_assign=lambda _c, partitions: assigned.extend(partitions))
+
+    def joined() -> bool:
+        consumer.poll(0.2)  # runs the group protocol; what it reads is never committed
+        return bool(assigned)
+
+    try:
+        wait_for(joined, 60, "an assignment")
+        with pytest.raises(ReplayError) as refused:
+            KafkaOffsets(tenant.settings).apply(group, {(TOPIC, 0): 5})
+        assert refused.value.exit_code is ExitCode.GROUP_ACTIVE
+        assert committed_offsets(tenant.settings, group, TOPIC)[0] == 0
+
+        token, user = operator_token(tenant)
+        reset = ["offsets", "reset", "--group", group, "--topic", TOPIC, "--to-earliest"]
+        executed = replay(token, *reset, "--execute")
+        assert executed.returncode == ExitCode.GROUP_ACTIVE, executed.stderr
+        assert operator_log(tenant.settings, user) == []
+    finally:
+        consumer.close()
+
+
+def test_kafka_unreachable_exits_7_and_changes_nothing(tenant: Tenant) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    token, user = operator_token(tenant)
+    reset = ["offsets", "reset", "--group", "g", "--topic", TOPIC, "--to-latest", "--execute"]
+    result = replay(token, *reset, env={"SBP_KAFKA_PORT": str(closed_port)})
+    assert result.returncode == ExitCode.KAFKA, result.stderr
+    # One line that names the cause, not librdkafka's retry chatter.
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "Kafka:" in result.stderr
+    assert operator_log(tenant.settings, user) == []
