@@ -202,3 +202,23 @@ def test_kafka_unreachable_exits_7_and_changes_nothing(tenant: Tenant) -> None:
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "Kafka:" in result.stderr
     assert operator_log(tenant.settings, user) == []
+
+
+def test_no_operator_log_means_no_reset(
+    tenant: Tenant, scratch_group: tuple[str, dict[int, int]]
+) -> None:
+    """The log row is written before Kafka is touched: with PostgreSQL out of reach the
+    reset is refused (exit 8) and the group keeps its offsets."""
+    group, _ = scratch_group
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    token, _ = operator_token(tenant)
+    reset = ["offsets", "reset", "--group", group, "--topic", TOPIC, "--partition", "5"]
+    result = replay(
+        token, *reset, "--to-latest", "--execute", env={"SBP_PG_PORT": str(closed_port)}
+    )
+    assert result.returncode == ExitCode.OPERATOR_LOG, result.stderr
+    assert "nothing was changed" in result.stderr
+    # Applied, the reset would have committed partition 5 (at its log end, even 0).
+    assert committed_offsets(tenant.settings, group, TOPIC)[5] < 0
