@@ -28,6 +28,14 @@ from tests.integration.operators import operator_log, operator_token, replay
 TOPIC = VOTES_ACCEPTED.name
 
 
+def closed_port() -> int:
+    """A local port nothing listens on: a service out of reach."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 @pytest.fixture
 def scratch_group(stack: Settings) -> Iterator[tuple[str, dict[int, int]]]:
     """A group whose committed offsets are 0 on partitions 0 and 1 and none elsewhere;
@@ -191,12 +199,9 @@ def test_a_consumer_that_joins_after_the_check_is_still_protected(
 
 
 def test_kafka_unreachable_exits_7_and_changes_nothing(tenant: Tenant) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
     token, user = operator_token(tenant)
     reset = ["offsets", "reset", "--group", "g", "--topic", TOPIC, "--to-latest", "--execute"]
-    result = replay(token, *reset, env={"SBP_KAFKA_PORT": str(closed_port)})
+    result = replay(token, *reset, env={"SBP_KAFKA_PORT": str(closed_port())})
     assert result.returncode == ExitCode.KAFKA, result.stderr
     # One line that names the cause, not librdkafka's retry chatter.
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
@@ -210,14 +215,10 @@ def test_no_operator_log_means_no_reset(
     """The log row is written before Kafka is touched: with PostgreSQL out of reach the
     reset is refused (exit 8) and the group keeps its offsets."""
     group, _ = scratch_group
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
     token, _ = operator_token(tenant)
     reset = ["offsets", "reset", "--group", group, "--topic", TOPIC, "--partition", "5"]
-    result = replay(
-        token, *reset, "--to-latest", "--execute", env={"SBP_PG_PORT": str(closed_port)}
-    )
+    unreachable = {"SBP_PG_PORT": str(closed_port())}
+    result = replay(token, *reset, "--to-latest", "--execute", env=unreachable)
     assert result.returncode == ExitCode.OPERATOR_LOG, result.stderr
     assert "nothing was changed" in result.stderr
     # Applied, the reset would have committed partition 5 (at its log end, even 0).
