@@ -20,7 +20,7 @@ from identity.principal import Principal
 from identity.rbac import Action
 from replay.errors import ReplayError
 from replay.exit_codes import ExitCode, exit_code_help
-from replay.kafka_offsets import KafkaOffsets, Partition
+from replay.kafka_offsets import KafkaOffsets
 from replay.lag import GroupLag, PartitionLag
 from replay.operator_auth import DEV_OPERATOR_TTL_S, operator_principal
 from replay.operator_log import LogEntry, record_and_apply
@@ -96,22 +96,20 @@ def lag(
         _operator(Action.REPLAY_READ, token, dev_operator)
         kafka = KafkaOffsets(get_settings())
         names = group or kafka.groups()
-        found: list[tuple[str, str, int, dict[Partition, int | None]]] = []
-        for name in names:
-            state = kafka.group_state(name)
-            committed = kafka.committed(name)
-            if group and not committed and state.name == "DEAD":
+        read = [(name, kafka.group_state(name), kafka.committed(name)) for name in names]
+        for name, state, committed in read:
+            # Kafka describes a group it never heard of as DEAD; named, it is a typo.
+            if group and state.unknown and not committed:
                 raise ReplayError(ExitCode.NOT_FOUND, f"unknown consumer group {name!r}")
-            found.append((name, state.name, state.members, committed))
-        ends = kafka.log_ends({tp for *_, committed in found for tp in committed})
+        ends = kafka.log_ends({tp for _, _, committed in read for tp in committed})
         report = [
             GroupLag(
                 name,
-                state,
-                members,
+                state.name,
+                state.members,
                 [PartitionLag(t, p, offset, ends[(t, p)]) for (t, p), offset in committed.items()],
             )
-            for name, state, members, committed in found
+            for name, state, committed in read
         ]
         if json_out:
             echo_json({"groups": [g.describe() for g in report]})

@@ -73,6 +73,12 @@ class GroupState:
     def inactive(self) -> bool:
         return self.state in INACTIVE_STATES
 
+    @property
+    def unknown(self) -> bool:
+        """DEAD: no member and no metadata, which is also how Kafka describes a group it
+        never heard of."""
+        return self.state is ConsumerGroupState.DEAD
+
 
 class KafkaOffsets:
     def __init__(self, settings: Settings) -> None:
