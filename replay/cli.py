@@ -25,7 +25,7 @@ from replay.lag import GroupLag, PartitionLag
 from replay.operator_auth import DEV_OPERATOR_TTL_S, operator_principal
 from replay.operator_log import LogEntry, record_and_apply
 from replay.render import echo_json, print_lag, print_offsets, print_plan
-from replay.reset_plan import PartitionPosition, ResetKind, ResetRequest, plan_reset
+from replay.reset_plan import ResetRequest, plan_reset
 from sbp.settings import get_settings
 
 EPILOG = exit_code_help()
@@ -195,31 +195,9 @@ def offsets_reset(
         principal = _operator(Action.OFFSETS_RESET, token, dev_operator)
         settings = get_settings()
         kafka = KafkaOffsets(settings)
-        existing = kafka.topic_partitions(topic)
-        chosen = sorted(set(partition)) if partition else existing
-        missing = sorted(set(chosen) - set(existing))
-        if missing:
-            raise ReplayError(
-                ExitCode.NOT_FOUND,
-                f"{topic} has no partition {', '.join(map(str, missing))} "
-                f"(it has 0..{len(existing) - 1})",
-            )
-        wanted = [(topic, p) for p in chosen]
         state = kafka.group_state(group)
-        committed = kafka.committed(group, wanted)
-        ranges = kafka.log_ranges(wanted)
-        for_time = (
-            kafka.offsets_for_time(wanted, request.timestamp_ms)
-            if request.kind is ResetKind.DATETIME
-            else {}
-        )
-        plan = plan_reset(
-            request,
-            [
-                PartitionPosition(tp[1], committed.get(tp), *ranges[tp], for_time.get(tp))
-                for tp in wanted
-            ],
-        )
+        positions = kafka.positions(group, topic, partition or None, request)
+        plan = plan_reset(request, positions)
         detail = {
             "request": request.describe(),
             "groupState": state.name,

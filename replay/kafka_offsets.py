@@ -31,6 +31,7 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from replay.errors import ReplayError
 from replay.exit_codes import ExitCode
+from replay.reset_plan import PartitionPosition, ResetKind, ResetRequest
 from sbp.settings import Settings
 
 TIMEOUT_S = 15.0
@@ -149,6 +150,33 @@ class KafkaOffsets:
         None where no record is (Kafka answers -1)."""
         found = self._list_offsets(list(partitions), OffsetSpec.for_timestamp(timestamp_ms))
         return {tp: (None if offset < 0 else offset) for tp, offset in found.items()}
+
+    def positions(
+        self, group: str, topic: str, partitions: list[int] | None, request: ResetRequest
+    ) -> list[PartitionPosition]:
+        """What planning `request` needs to know of each partition (all of the topic's
+        when `partitions` is None); NOT_FOUND for a partition the topic lacks."""
+        existing = self.topic_partitions(topic)
+        chosen = sorted(set(partitions)) if partitions else existing
+        missing = sorted(set(chosen) - set(existing))
+        if missing:
+            raise ReplayError(
+                ExitCode.NOT_FOUND,
+                f"{topic} has no partition {', '.join(map(str, missing))} "
+                f"(it has 0..{len(existing) - 1})",
+            )
+        wanted = [(topic, p) for p in chosen]
+        committed = self.committed(group, wanted)
+        ranges = self.log_ranges(wanted)
+        for_time = (
+            self.offsets_for_time(wanted, request.timestamp_ms)
+            if request.kind is ResetKind.DATETIME
+            else {}
+        )
+        return [
+            PartitionPosition(tp[1], committed.get(tp), *ranges[tp], for_time.get(tp))
+            for tp in wanted
+        ]
 
     def apply(self, group: str, targets: dict[Partition, int]) -> None:
         """Commit `targets` as the group's offsets; GROUP_ACTIVE if the broker refuses
