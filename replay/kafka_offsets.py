@@ -26,8 +26,9 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._listoffsets import OffsetSpec
+
+# OffsetSpec is public in confluent_kafka.admin but missing from its export list.
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from replay.errors import ReplayError
 from replay.exit_codes import ExitCode
