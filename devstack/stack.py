@@ -160,6 +160,13 @@ def down(settings: Settings, log: Callable[[str], None] = print) -> list[str]:
     return stopped
 
 
+def stop_one(settings: Settings, name: str) -> bool:
+    """Stop one service (e.g. the sink before its group's offsets are reset); `up`
+    starts it again. True if it was running. KeyError for an unknown name."""
+    known = {s.name: s for s in [*SERVICES, *_worker_services(settings)]}
+    return known[name].stop(settings)
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str

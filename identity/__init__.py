@@ -6,9 +6,9 @@ Who uses what:
   (`is_valid_id`) for tenant, building, floor and zone ids. Pure.
 - `rbac`: the one RBAC SDK. `authorize(principal, action)` decides what a role may do;
   `building_access(...)` decides 404-versus-403 for a building. Every gateway route
-  calls it; no route checks roles by hand. (The registry still uses its own basic
-  auth for Confluent clients; moving it and the replay CLI onto this SDK is open
-  work.) Pure.
+  calls it, and so does every `sbp replay` command; nothing checks roles by hand.
+  (The registry still uses its own basic auth for Confluent clients; moving it onto
+  this SDK is open work.) Pure.
 - `tokens`: mint and verify EdDSA access tokens (`typ: at+jwt`), and parse the
   `Authorization: Bearer` header. Failures are `TokenError` with an actionable code.
 - `signing_keys`: the platform signing key set (Ed25519, several `kid`s so keys rotate

@@ -1,7 +1,7 @@
 """The one RBAC SDK: what a role may do, and which buildings a caller may touch.
 
-Every gateway route calls this module and no route compares roles by hand; the
-registry (basic auth for Confluent clients) and the replay CLI are to follow.
+Every gateway route and every `sbp replay` command calls this module, and none
+compares roles by hand; the registry (basic auth for Confluent clients) is to follow.
 Pure: no I/O, so the whole decision table is unit-tested.
 
 Two independent questions, asked in this order by a route:
@@ -56,8 +56,14 @@ class Action(StrEnum):
     # Buildings, floors, zones, users, identifier bindings and the audit of one tenant.
     TENANT_ADMIN = "tenant.admin"
     PLATFORM_ADMIN = "platform.admin"
-    # Replay CLI: offsets, DLQ list/show/reprocess, range re-drive.
+    # Replay CLI: DLQ list/show/reprocess and range re-drive (still to be built).
     REPLAY_OPERATE = "replay.operate"
+    # Replay CLI, read-only: consumer lag and committed offsets (`sbp replay lag`,
+    # `sbp replay offsets show`).
+    REPLAY_READ = "replay.read"
+    # Replay CLI: plan and apply a group's offset reset (`sbp replay offsets reset`).
+    # Apart from REPLAY_READ so a read-only role can be granted later without it.
+    OFFSETS_RESET = "replay.offsets.reset"
 
 
 class BuildingAccess(StrEnum):
@@ -97,7 +103,7 @@ _GRANTS: MappingProxyType[Role, frozenset[Action]] = MappingProxyType(
         ),
         Role.PLATFORM_ADMIN: frozenset({A.PLATFORM_ADMIN, A.SELF_READ}),
         Role.SENSOR: frozenset({A.PRESENCE_PING}),
-        Role.OPERATOR: frozenset({A.REPLAY_OPERATE, A.SELF_READ}),
+        Role.OPERATOR: frozenset({A.REPLAY_OPERATE, A.REPLAY_READ, A.OFFSETS_RESET, A.SELF_READ}),
     }
 )
 del A

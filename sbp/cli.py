@@ -1,4 +1,4 @@
-"""`sbp`: the one command-line entry point (dev stack today; tokens, replay later)."""
+"""`sbp`: the one command-line entry point (dev stack, accounts, keys, deploy, replay)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from rich.console import Console
 from rich.table import Table
 
 from identity.dev_cli import token as mint_dev_token
+from replay.cli import app as replay_app
 from sbp.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Smart-building occupant platform.")
 dev = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, PostgreSQL, Redis, registry.")
 app.add_typer(dev, name="dev")
 dev.command("token", help="Mint a dev access token (prints only the token).")(mint_dev_token)
+app.add_typer(replay_app, name="replay")
 console = Console()
 
 
@@ -44,6 +46,23 @@ def dev_down() -> None:
 
     stopped = stack.down(get_settings(), log=console.print)
     console.print(f"stopped: {stopped or 'nothing was running'}")
+
+
+@dev.command("stop")
+def dev_stop(
+    service: str = typer.Argument(..., help="e.g. pg-sink, gateway, worker-1 (see dev status)"),
+) -> None:
+    """Stop one service and wait for it to exit (e.g. pg-sink before an offset reset);
+    `sbp dev up` starts it again."""
+    from devstack import stack
+
+    try:
+        was_running = stack.stop_one(get_settings(), service)
+    except KeyError:
+        names = ", ".join(row.name for row in stack.status(get_settings()))
+        console.print(f"[red]error:[/red] unknown service {service!r}; one of: {names}")
+        raise typer.Exit(2) from None
+    console.print(f"{service}: {'stopped' if was_running else 'was not running'}")
 
 
 @dev.command("status")

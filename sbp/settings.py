@@ -108,6 +108,9 @@ class Settings(BaseModel):
     pg_registry_password: str = "sbp-registry-dev"
     pg_sink_user: str = "sbp_sink"
     pg_sink_password: str = "sbp-sink-dev"
+    # `sbp replay`: appends to the operator log (migration 0008), nothing else.
+    pg_replay_user: str = "sbp_replay"
+    pg_replay_password: str = "sbp-replay-dev"
 
     registry_user: str = "sbp-registry"
     registry_password: str = "sbp-registry-dev"
@@ -205,7 +208,8 @@ class Settings(BaseModel):
         return f"{self.registry_user}:{self.registry_password}"
 
     def pg_credentials(self, role: str) -> tuple[str, str]:
-        """`owner`, `app` (tooling) or a service: `gateway`, `admin`, `registry`, `sink`."""
+        """`owner`, `app` (tooling) or a service: `gateway`, `admin`, `registry`, `sink`,
+        `replay` (the operators' CLI)."""
         if role not in ("owner", "app", *PG_SERVICE_ROLES):
             raise ValueError(f"unknown PostgreSQL role {role!r}")
         user: str = getattr(self, f"pg_{role}_user")
@@ -232,7 +236,7 @@ class Settings(BaseModel):
         )
 
 
-PG_SERVICE_ROLES = ("gateway", "admin", "registry", "sink")
+PG_SERVICE_ROLES = ("gateway", "admin", "registry", "sink", "replay")
 
 _ENV_PREFIX = "SBP_"
 

@@ -11,7 +11,7 @@ tenant per transaction. The same function applies them all to a new tenant's sch
 when the tenant service creates it, so there is one way a tenant schema is built.
 
 A file may say `{{app_role}}`, `{{gateway_role}}`, `{{admin_role}}`,
-`{{registry_role}}` or `{{sink_role}}` where it grants to that role; the runner
+`{{registry_role}}`, `{{sink_role}}` or `{{replay_role}}` where it grants to that role; the runner
 substitutes the quoted role name. An applied file whose content later changes is
 refused, not re-run.
 """

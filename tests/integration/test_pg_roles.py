@@ -24,6 +24,10 @@ VOTE_ROW = (
     " NULL, NULL, NULL, 2"
 )
 ALLOWED, REFUSED = True, False
+LOG_ROW = (
+    "INSERT INTO ops.operator_log (tenant_id, user_id, token_id, action, consumer_group,"
+    " topic, detail) VALUES ('ops', 'alice', 'jti', 'replay.offsets.reset', 'g', 't', '{}')"
+)
 
 # (role, statement, allowed). Each runs in a transaction that is rolled back, with
 # app.tenant_id set to T.
@@ -96,6 +100,21 @@ MATRIX: list[tuple[str, str, bool]] = [
     ("sink", "SELECT count(*) FROM sbp.users", REFUSED),
     ("sink", "SELECT count(*) FROM sbp.zones", REFUSED),
     ("sink", "SELECT count(*) FROM registry.schemas", REFUSED),
+    ("sink", LOG_ROW, REFUSED),
+    # The operator log: the replay CLI appends, the tooling reads, nobody rewrites.
+    ("replay", LOG_ROW, ALLOWED),
+    ("replay", "SELECT count(*) FROM ops.operator_log", REFUSED),
+    ("replay", f"{LOG_ROW}; UPDATE ops.operator_log SET user_id = 'mallory'", REFUSED),
+    ("replay", f"{LOG_ROW}; DELETE FROM ops.operator_log", REFUSED),
+    ("replay", "SELECT count(*) FROM sbp.votes", REFUSED),
+    ("replay", "SELECT count(*) FROM sbp.users", REFUSED),
+    ("app", "SELECT count(*) FROM ops.operator_log", ALLOWED),
+    ("app", LOG_ROW, REFUSED),
+    # Even the owner, which holds every privilege on it, is stopped by the trigger.
+    ("owner", f"{LOG_ROW}; UPDATE ops.operator_log SET user_id = 'mallory'", REFUSED),
+    ("owner", f"{LOG_ROW}; DELETE FROM ops.operator_log", REFUSED),
+    ("owner", "TRUNCATE ops.operator_log", REFUSED),
+    ("owner", LOG_ROW, ALLOWED),
 ]
 
 

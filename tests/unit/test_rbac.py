@@ -41,7 +41,7 @@ EXPECTED: dict[Role, set[Action]] = {
     },
     Role.PLATFORM_ADMIN: {A.PLATFORM_ADMIN, A.SELF_READ},
     Role.SENSOR: {A.PRESENCE_PING},
-    Role.OPERATOR: {A.REPLAY_OPERATE, A.SELF_READ},
+    Role.OPERATOR: {A.REPLAY_OPERATE, A.REPLAY_READ, A.OFFSETS_RESET, A.SELF_READ},
 }
 
 ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
@@ -72,6 +72,8 @@ def test_required_actions_exist() -> None:
         "tenant.admin",
         "platform.admin",
         "replay.operate",
+        "replay.read",
+        "replay.offsets.reset",
     } <= values
 
 
@@ -148,3 +150,8 @@ def test_a_missing_building_is_always_unknown(
     role: Role, granted: frozenset[str], building: str
 ) -> None:
     assert building_access(principal(role, granted), building, False) is BuildingAccess.UNKNOWN
+
+
+@pytest.mark.parametrize("action", [A.REPLAY_OPERATE, A.REPLAY_READ, A.OFFSETS_RESET])
+def test_only_operators_may_use_the_replay_tools(action: Action) -> None:
+    assert {role for role in Role if action in allowed_actions(role)} == {Role.OPERATOR}
