@@ -198,7 +198,11 @@ def _check_defaults(schema: avro.schema.Schema) -> None:
                 if f.has_default and not _default_fits(f.type, f.default):
                     expected = f.type.type
                     if isinstance(f.type, avro.schema.UnionSchema):
-                        expected = f"{f.type.schemas[0].type} (a union's first branch)"
+                        expected = (
+                            f"{f.type.schemas[0].type} (a union's first branch)"
+                            if f.type.schemas
+                            else "value of an empty union (it has none)"
+                        )
                     raise SchemaInvalid(
                         f"Invalid default for field {f.name!r} of {node.fullname}: "
                         f"{json.dumps(f.default)} is not a valid {expected}"
@@ -217,7 +221,8 @@ def _default_fits(schema: avro.schema.Schema, value: Any) -> bool:
         # The Avro 1.12 spec lets a union default match any branch (AVRO-3649),
         # but readers in this stack (the avro package's io among them) decode a
         # union default with the first branch only; accept what they can read.
-        return _default_fits(schema.schemas[0], value)
+        # An empty union has no value at all, so no default fits it.
+        return bool(schema.schemas) and _default_fits(schema.schemas[0], value)
     if isinstance(schema, avro.schema.RecordSchema):
         return isinstance(value, dict) and all(
             _default_fits(f.type, value[f.name]) if f.name in value else f.has_default

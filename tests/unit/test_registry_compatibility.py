@@ -474,6 +474,10 @@ def test_unknown_logical_type_is_ignored_not_refused() -> None:
             json.dumps(record(field("a", {"type": "array", "items": "int"}, default=["x"]))),
             id="array default of the wrong items",
         ),
+        pytest.param(
+            json.dumps(record(field("a", [], default=None))),
+            id="a default for an empty union (found by the registry fuzz test)",
+        ),
     ],
 )
 def test_invalid_schemas_are_refused(text: str) -> None:
