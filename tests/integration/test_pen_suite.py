@@ -19,6 +19,7 @@ import jwt
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg import sql
 
 from devstack.seed import seed_zones
 from identity import totp
@@ -302,6 +303,19 @@ def test_cross_tenant_pen_suite(
         lambda: (200 if _audit_rows(tenant.settings, tenant.tenant_id) > 0 else 500, "rows"),
     )
 
+    attempt(
+        "PostgreSQL as the sink: read a tenant's votes in its schema",
+        (403, "InsufficientPrivilege"),
+        lambda: _as_sink(tenant.settings, victim.tenant_id, "SELECT count(*) FROM {}"),
+        lambda: _sink_insert(tenant.settings, victim.tenant_id, victim.tenant_id),
+    )
+    attempt(
+        "PostgreSQL as the sink: a tenant's vote into another tenant's schema",
+        (422, "CheckViolation"),
+        lambda: _sink_insert(tenant.settings, victim.tenant_id, tenant.tenant_id),
+        lambda: _sink_insert(tenant.settings, tenant.tenant_id, tenant.tenant_id),
+    )
+
     # --- the worker's port ------------------------------------------------------------
     worker = f"http://{tenant.settings.host}:{tenant.settings.worker_port(1)}"
     attempt(
@@ -365,6 +379,39 @@ def _delete_audit(settings: Settings, tenant_id: str) -> tuple[int, str]:
     except psycopg.errors.InsufficientPrivilege:
         return 403, "InsufficientPrivilege"
     return 200, "deleted"
+
+
+def _as_sink(
+    settings: Settings, schema_of: str, statement: str, params: tuple[object, ...] = ()
+) -> tuple[int, str]:
+    """Run `statement` on `schema_of`'s votes table as the sink's role, under the setting
+    of the tenant in `params` (else `schema_of`), and roll it back."""
+    scope = str(params[0]) if params else schema_of
+    with psycopg.connect(settings.pg_dsn("sink")) as conn:
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute("SELECT set_config('app.tenant_id', %s, true)", (scope,))
+                row = conn.execute("SELECT sbp.tenant_schema(%s)", (schema_of,)).fetchone()
+                assert row is not None and row[0] is not None, f"{schema_of} has no schema"
+                table = sql.SQL("{}.votes").format(sql.Identifier(row[0]))
+                conn.execute(sql.SQL(statement).format(table), params)
+        except psycopg.errors.InsufficientPrivilege:
+            return 403, "InsufficientPrivilege"
+        except psycopg.errors.CheckViolation:
+            return 422, "CheckViolation"
+    return 200, "done"
+
+
+def _sink_insert(settings: Settings, schema_of: str, row_tenant: str) -> tuple[int, str]:
+    """A vote of `row_tenant`, under its own setting, into `schema_of`'s votes."""
+    return _as_sink(
+        settings,
+        schema_of,
+        "INSERT INTO {} (tenant_id, vote_uuid, building_id, zone_id, kind, value, user_ref,"
+        " client_ts, received_at, late, schema_version)"
+        " VALUES (%s, gen_random_uuid(), 'b1', 'z1', 'air', 1, 'u', now(), now(), false, 2)",
+        (row_tenant,),
+    )
 
 
 def _connect_elsewhere(port: int) -> tuple[int, str]:
