@@ -23,11 +23,13 @@ from psycopg import sql
 
 from devstack.seed import seed_zones
 from identity import totp
+from identity.dev_cli import mint_dev_token
 from identity.signing_keys import KeySet
 from identity.tokens import mint_access_token
 from sbp.settings import Settings
 from tests.integration.accounts import PASSWORD, create_account
 from tests.integration.conftest import Tenant
+from tests.integration.observe import wait_for
 from tests.integration.votes import vote
 
 
@@ -78,6 +80,18 @@ def _post_votes(gateway: str, token: str, building: str, zone: str = "z1") -> ht
         json={"items": [vote(zone, 1, building=building)]},
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
+    )
+
+
+def _until_the_gateway_knows(tenant: Tenant, building: str) -> None:
+    """A new building reaches the gateway through the outbox and config.zones, within
+    seconds; wait until a token scoped to it votes there, so an attempt's refusal is
+    about scoping and never about that lag."""
+    scoped = mint_dev_token(tenant.settings, tenant.tenant_id, "occupant-9", "occupant", [building])
+    wait_for(
+        lambda: _first_result(_post_votes(tenant.gateway, scoped, building)) == (200, "accepted"),
+        30,
+        f"the gateway to know building {building} of {tenant.tenant_id}",
     )
 
 
@@ -142,6 +156,7 @@ def test_cross_tenant_pen_suite(
     # Tenant B's building b1 has the same id as A's b1: only the token's tenant counts,
     # so A's vote lands in A. An unscoped building of A's own tenant is 403 per item.
     seed_zones(tenant.settings, tenant.tenant_id, "b2", [("f1", "z1", "other building")])
+    _until_the_gateway_knows(tenant, "b2")
     attempt(
         "vote into own tenant's building outside buildingIds",
         (200, "forbidden_building"),
@@ -149,6 +164,7 @@ def test_cross_tenant_pen_suite(
         lambda: _first_result(_post_votes(gw, own, tenant.building_id)),
     )
     seed_zones(victim.settings, victim.tenant_id, "b7", [("f1", "z1", "victim only")])
+    _until_the_gateway_knows(victim, "b7")
     attempt(
         "vote into a building that exists only in another tenant",
         (200, "unknown_zone"),
