@@ -1,4 +1,5 @@
-"""`sbp replay`: consumer lag, committed offsets and offset resets, for operators.
+"""`sbp replay`: consumer lag, committed offsets and offset resets, for operators; the
+DLQ commands (replay/dlq_cli.py) and the range re-drive (replay/redrive_cli.py) join here.
 
 Every command first proves its caller is an operator (replay/operator_auth.py), then
 talks to Kafka as the admin principal. A reset is a dry-run unless `--execute` is
@@ -37,7 +38,7 @@ from sbp.settings import get_settings
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Operators' tools for consumer groups: lag, offsets, resets. " + AUTH_HELP,
+    help="Operators' tools: lag, offsets, resets, the DLQ, range re-drives. " + AUTH_HELP,
     epilog=EPILOG,
 )
 offsets = typer.Typer(

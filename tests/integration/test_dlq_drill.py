@@ -80,7 +80,7 @@ def _next_schema_id(settings: Settings) -> int:
 
 def _future_schema() -> dict[str, Any]:
     """The newest votes.raw schema plus a field no registered schema has: a new id."""
-    schema = json.loads(catalog.latest(catalog.value_subject(VOTES_RAW.name)).text)
+    schema: dict[str, Any] = json.loads(catalog.latest(catalog.value_subject(VOTES_RAW.name)).text)
     schema["fields"].append(
         {"name": f"release{uuid.uuid4().hex}", "type": ["null", "string"], "default": None}
     )
@@ -172,10 +172,10 @@ def test_poison_then_repair_re_drives_exactly_the_recoverable_votes(tenant: Tena
         )
     assert registered == future_id
 
-    raw_end = sum(end_offsets(settings, VOTES_RAW.name).values())
+    raw_total = sum(end_offsets(settings, VOTES_RAW.name).values())
     executed = _dlq(token, since, "reprocess", "--max-attempts", "2", "--execute")
     assert (executed["executed"], executed["redriven"], executed["refused"]) == (True, 1000, 0)
-    assert sum(end_offsets(settings, VOTES_RAW.name).values()) == raw_end + 1000
+    assert sum(end_offsets(settings, VOTES_RAW.name).values()) == raw_total + 1000
 
     # PostgreSQL and the windows gain exactly the recoverable votes, once each.
     wait_for(
