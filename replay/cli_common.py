@@ -3,11 +3,12 @@ the one way a ReplayError becomes its stderr line and exit code."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from identity.principal import Principal
 from identity.rbac import Action
@@ -52,3 +53,20 @@ def reported() -> Iterator[None]:
 
 def operator(action: Action, token: str | None, dev_operator: bool) -> Principal:
     return operator_principal(get_settings(), action, token=token, dev_operator=dev_operator)
+
+
+class RedriveProgress:
+    """A progress bar on stderr (stdout stays one JSON document with --json)."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = Progress(
+            TextColumn("re-driving"), BarColumn(), MofNCompleteColumn(), console=errors
+        )
+        self._task = self._bar.add_task("re-drive", total=total)
+
+    def __enter__(self) -> Callable[[], None]:
+        self._bar.start()
+        return lambda: self._bar.advance(self._task)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bar.stop()

@@ -15,16 +15,26 @@ operator-log row (replay/redrive_ledger.py), and every reprocess skips them.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from identity.rbac import Action
 from replay import redrive_ledger
-from replay.cli_common import DEV_OPERATOR, EPILOG, JSON, TOKEN, console, errors, operator, reported
-from replay.dead_letters import LetterFilter
+from replay.cli_common import (
+    DEV_OPERATOR,
+    EPILOG,
+    JSON,
+    TOKEN,
+    RedriveProgress,
+    console,
+    operator,
+    reported,
+)
+from replay.dead_letters import DeadLetter, LetterFilter
 from replay.dlq_reader import DLQ, decoded_original, dlq_bounds, read_letters
 from replay.dlq_render import print_letters, print_reprocess, print_summary
 from replay.dlq_summary import DlqSummary
@@ -33,7 +43,7 @@ from replay.exit_codes import ExitCode
 from replay.kafka_offsets import KafkaOffsets
 from replay.kafka_records import Redriver
 from replay.operator_log import LogEntry, OperatorLogTransaction
-from replay.redrive_runs import RunBuilder
+from replay.redrive_runs import RedrivenOffsets, Run, RunBuilder
 from replay.render import echo_json
 from replay.reprocess_plan import (
     DEFAULT_MAX_ATTEMPTS,
@@ -207,6 +217,7 @@ def dlq_reprocess(
         codec = _codec(settings)
         plan = ReprocessPlan(max_attempts)
         redrive_id = uuid.uuid4()
+        outcome = RedriveOutcome()
         with OperatorLogTransaction(settings) as log:
             done = redrive_ledger.lock_and_read(log.connection, DLQ)
             bounds = dlq_bounds(KafkaOffsets(settings), chosen.since)
@@ -216,83 +227,107 @@ def dlq_reprocess(
             detail: dict[str, Any] = {
                 "redriveId": str(redrive_id),
                 "filter": chosen.describe(),
-                "dlqRanges": {str(p): list(r) for p, r in sorted(bounds.items())},
+                "dlqRanges": {str(p): list(r) for p, r in sorted(bounds.items()) if r[0] < r[1]},
                 **plan.describe(),
             }
             to_redrive = plan.total(Verdict.REDRIVE)
-            refused = 0
             executed = execute and to_redrive > 0
             if executed:
-                entry = LogEntry(
-                    principal,
-                    "replay.dlq.reprocess",
-                    ",".join(sorted(chosen.groups)) or "*",
-                    DLQ,
-                    detail,
-                )
+                groups = ",".join(sorted(chosen.groups)) or "*"
+                entry = LogEntry(principal, "replay.dlq.reprocess", groups, DLQ, detail)
                 log.record(entry)
-                runs = RunBuilder()
-                redrivers = {t: Redriver(settings, p) for t, p in REDRIVE_PRINCIPALS.items()}
-                with _progress(to_redrive) as (progress, task):
-                    for p, o, letter in read_letters(settings, codec, bounds):
-                        if (
-                            letter is None
-                            or not chosen.matches(letter)
-                            or verdict(letter, done, max_attempts) is not Verdict.REDRIVE
-                        ):
-                            runs.skipped(p)
-                            continue
-                        redrivers[letter.original_topic].produce(
-                            letter.original_topic,
-                            letter.original_partition,
-                            letter.key,
-                            letter.value,
-                            redrive_headers(letter),
-                            tag=(p, o),
-                        )
-                        runs.redriven(p, o)
-                        progress.advance(task)
-                refused_tags = [t for r in redrivers.values() for t in r.finish()]
-                refused = len(refused_tags)
+                select = _Selection(chosen, done, max_attempts)
+                outcome = _redrive(settings, codec, bounds, select, to_redrive)
                 try:
-                    redrive_ledger.record(log.connection, redrive_id, DLQ, runs.runs(refused_tags))
-                except Exception as exc:
+                    redrive_ledger.record(log.connection, redrive_id, DLQ, outcome.runs)
+                except psycopg.Error as exc:
                     raise ReplayError(
                         ExitCode.APPLIED_NOT_LOGGED,
                         f"letters were re-driven but the ledger rows were lost ({exc}); "
-                        f"record this reprocess by hand: redriveId {redrive_id}",
+                        f"record this reprocess by hand: redriveId {redrive_id}, "
+                        f"runs {[(r.partition, r.first, r.last) for r in outcome.runs]}",
                     ) from None
                 log.commit(entry)
         result = {
             "executed": executed,
             **detail,
-            "redriven": to_redrive - refused if executed else 0,
-            "refused": refused,
+            "redriven": outcome.redriven,
+            "refused": outcome.refused,
         }
         if json_out:
             echo_json(result)
         else:
-            print_reprocess(console, plan, executed, result["redriven"])
-        if refused:
+            print_reprocess(console, plan, executed, outcome.redriven)
+        if outcome.refused or outcome.interrupted:
             raise ReplayError(
                 ExitCode.PARTIAL,
-                f"Kafka refused {refused} of {to_redrive} re-driven records; the others are "
-                "recorded: run the same reprocess again for the rest",
+                f"re-drove {outcome.redriven} of {to_redrive} letters"
+                + (f"; Kafka refused {outcome.refused}" if outcome.refused else "")
+                + (f"; stopped: {outcome.interrupted}" if outcome.interrupted else "")
+                + ". Those re-driven are recorded: run the same reprocess again for the rest",
             )
 
 
-class _progress:
-    """A progress bar on stderr (stdout stays one JSON document with --json)."""
+@dataclass(frozen=True)
+class _Selection:
+    """Which letters the execute pass re-drives: the same rule as the plan's."""
 
-    def __init__(self, total: int) -> None:
-        self._bar = Progress(
-            TextColumn("re-driving"), BarColumn(), MofNCompleteColumn(), console=errors
+    chosen: LetterFilter
+    done: RedrivenOffsets
+    max_attempts: int
+
+    def redrives(self, letter: DeadLetter | None) -> bool:
+        return (
+            letter is not None
+            and self.chosen.matches(letter)
+            and verdict(letter, self.done, self.max_attempts) is Verdict.REDRIVE
         )
-        self._total = total
 
-    def __enter__(self) -> tuple[Progress, Any]:
-        self._bar.start()
-        return self._bar, self._bar.add_task("re-drive", total=self._total)
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._bar.stop()
+@dataclass
+class RedriveOutcome:
+    runs: list[Run] = field(default_factory=list)
+    redriven: int = 0
+    refused: int = 0
+    # Why the pass stopped before its end (a read failed), if it did.
+    interrupted: str | None = None
+
+
+def _redrive(
+    settings: Settings,
+    codec: AvroCodec,
+    bounds: dict[int, tuple[int, int]],
+    select: _Selection,
+    total: int,
+) -> RedriveOutcome:
+    """The execute pass: the same letters as the plan (the same DLQ ranges, the ledger
+    still locked), each produced to its original topic and partition. A read that fails
+    midway stops the pass, and what was produced is still recorded, so nothing is
+    re-driven without its ledger run."""
+    runs = RunBuilder()
+    redrivers = {topic: Redriver(settings, p) for topic, p in REDRIVE_PRINCIPALS.items()}
+    outcome = RedriveOutcome()
+    try:
+        with RedriveProgress(total) as advance:
+            for partition, offset, letter in read_letters(settings, codec, bounds):
+                if letter is None or not select.redrives(letter):
+                    runs.skipped(partition)
+                    continue
+                redrivers[letter.original_topic].produce(
+                    letter.original_topic,
+                    letter.original_partition,
+                    letter.key,
+                    letter.value,
+                    redrive_headers(letter),
+                    tag=(partition, offset),
+                )
+                runs.redriven(partition, offset)
+                outcome.redriven += 1
+                advance()
+    except ReplayError as exc:
+        outcome.interrupted = exc.message
+    refused = [tag for r in redrivers.values() for tag in r.finish()]
+    outcome.refused = len(refused)
+    outcome.redriven -= len(refused)
+    outcome.runs = runs.runs(refused)
+    return outcome

@@ -146,6 +146,11 @@ class Redriver:
                 break
             except BufferError:  # the local queue is full: let deliveries drain it
                 self._producer.poll(0.05)
+            except KafkaException:
+                # Refused before it was queued (e.g. a partition the topic lacks): the
+                # same as a refusal reported later.
+                self.refused.append(tag)
+                return
         self._pending.add(tag)
         self._producer.poll(0)
 

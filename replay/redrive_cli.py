@@ -20,16 +20,24 @@ import typer
 from rich.table import Table
 
 from identity.rbac import Action
-from replay.cli_common import DEV_OPERATOR, JSON, TOKEN, console, operator, reported
+from replay.cli_common import (
+    DEV_OPERATOR,
+    JSON,
+    TOKEN,
+    RedriveProgress,
+    console,
+    operator,
+    reported,
+)
 from replay.errors import ReplayError
 from replay.exit_codes import ExitCode
 from replay.kafka_offsets import KafkaOffsets
-from replay.kafka_records import Origin, Redriver, headers_of, scan
+from replay.kafka_records import Redriver, headers_of, scan
 from replay.operator_log import LogEntry, OperatorLogTransaction
 from replay.redrive_range import Bound, LogPosition, PartitionRange, plan_range
 from replay.render import echo_json
 from replay.reprocess_plan import REDRIVE_PRINCIPALS
-from sbp.settings import get_settings
+from sbp.settings import Settings, get_settings
 from streams.topics import VOTES_RAW, WORKER_APP_ID
 
 # Only votes.raw: its consumer, the vote stage, dedups every record it re-reads.
@@ -79,35 +87,57 @@ def redrive(
             "ranges": [r.describe() for r in ranges if r.records],
             "records": total,
         }
-        refused: list[Origin] = []
+        published, refused, interrupted = 0, 0, None
         executed = execute and total > 0
         if executed:
             entry = LogEntry(principal, "replay.redrive", WORKER_APP_ID, topic, detail)
             with OperatorLogTransaction(settings) as log:
                 log.record(entry)
-                producer = Redriver(settings, REDRIVE_PRINCIPALS[topic])
-                wanted = {r.partition: (r.start, r.end) for r in ranges}
-                for msg in scan(settings, topic, wanted):
-                    producer.produce(
-                        topic,
-                        msg.partition() or 0,
-                        msg.key(),
-                        msg.value(),
-                        headers_of(msg),
-                        tag=(msg.partition() or 0, msg.offset() or 0),
-                    )
-                refused = producer.finish()
+                published, refused, interrupted = _republish(settings, topic, ranges, total)
+                # Committed even after a failure midway: what was re-published is logged.
                 log.commit(entry)
         if json_out:
-            echo_json({"topic": topic, "executed": executed, **detail, "refused": len(refused)})
+            echo_json(
+                {
+                    "topic": topic,
+                    "executed": executed,
+                    **detail,
+                    "published": published,
+                    "refused": refused,
+                }
+            )
         else:
             _print(topic, ranges, executed)
-        if refused:
+        if refused or interrupted:
             raise ReplayError(
                 ExitCode.PARTIAL,
-                f"Kafka refused {len(refused)} of {total} records; re-driving the same range "
-                "again is harmless (dedup)",
+                f"re-published {published} of {total} records"
+                + (f"; Kafka refused {refused}" if refused else "")
+                + (f"; stopped: {interrupted}" if interrupted else "")
+                + ". Re-driving the same range again is harmless (dedup)",
             )
+
+
+def _republish(
+    settings: Settings, topic: str, ranges: list[PartitionRange], total: int
+) -> tuple[int, int, str | None]:
+    """Re-publish the ranges; (published, refused, why it stopped early or None)."""
+    producer = Redriver(settings, REDRIVE_PRINCIPALS[topic])
+    wanted = {r.partition: (r.start, r.end) for r in ranges}
+    produced, interrupted = 0, None
+    try:
+        with RedriveProgress(total) as advance:
+            for msg in scan(settings, topic, wanted):
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                producer.produce(
+                    topic, partition, msg.key(), msg.value(), headers_of(msg), (partition, offset)
+                )
+                produced += 1
+                advance()
+    except ReplayError as exc:
+        interrupted = exc.message
+    refused = len(producer.finish())
+    return produced - refused, refused, interrupted
 
 
 def _positions(

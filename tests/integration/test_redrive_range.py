@@ -72,7 +72,8 @@ def test_a_time_range_re_driven_into_votes_raw_counts_nothing_twice(tenant: Tena
 
     done = replay(token, "redrive", *by_offset, *window, "--execute")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["executed"] is True
+    republished = json.loads(done.stdout)
+    assert (republished["executed"], republished["published"]) == (True, VOTES)
     assert end_offsets(settings, VOTES_RAW.name) == {
         p: end + (after[p] - start[p]) for p, end in after.items()
     }
