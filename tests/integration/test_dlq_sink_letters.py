@@ -13,10 +13,17 @@ from typing import Any
 
 from devstack.raw_votes import RawVoteProducer, random_raw_votes
 from devstack.seed import seed_zones
+from replay.kafka_records import READER_GROUP
 from sbp.settings import Settings
-from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED, VOTES_RAW
+from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED, VOTES_DLQ, VOTES_RAW
 from tests.integration.conftest import Tenant
-from tests.integration.observe import end_offsets, vote_rows, wait_for
+from tests.integration.observe import (
+    committed_offsets,
+    end_offsets,
+    group_members,
+    vote_rows,
+    wait_for,
+)
 from tests.integration.operators import operator_token, replay
 
 VOTES = 60
@@ -64,6 +71,9 @@ def test_a_tenant_created_late_gets_its_dead_lettered_votes_stored_once(tenant: 
     listed = _listed(settings, token, since)
     assert listed["byReason"] == {"unknown_tenant": VOTES}
     assert {row["topic"] for row in listed["rows"]} == {VOTES_ACCEPTED.name}
+    # Reading the DLQ joined no group and committed nothing.
+    assert group_members(settings, READER_GROUP) == ("DEAD", 0)
+    assert all(o < 0 for o in committed_offsets(settings, READER_GROUP, VOTES_DLQ.name).values())
 
     # The fix: the tenant is created (with its schema) through the tenant service's store.
     seed_zones(settings, late_tenant, "b1", [("f1", z, z) for z in ZONES])
