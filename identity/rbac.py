@@ -56,7 +56,8 @@ class Action(StrEnum):
     # Buildings, floors, zones, users, identifier bindings and the audit of one tenant.
     TENANT_ADMIN = "tenant.admin"
     PLATFORM_ADMIN = "platform.admin"
-    # Replay CLI: DLQ list/show/reprocess and range re-drive (still to be built).
+    # Replay CLI: the DLQ's records (`dlq show`), re-driving them (`dlq reprocess`) and
+    # re-driving a range of votes.raw (`redrive`). `dlq list` (counts only) is REPLAY_READ.
     REPLAY_OPERATE = "replay.operate"
     # Replay CLI, read-only: consumer lag and committed offsets (`sbp replay lag`,
     # `sbp replay offsets show`).

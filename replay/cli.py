@@ -1,4 +1,5 @@
-"""`sbp replay`: consumer lag, committed offsets and offset resets, for operators.
+"""`sbp replay`: consumer lag, committed offsets and offset resets, for operators; the
+DLQ commands (replay/dlq_cli.py) and the range re-drive (replay/redrive_cli.py) join here.
 
 Every command first proves its caller is an operator (replay/operator_auth.py), then
 talks to Kafka as the admin principal. A reset is a dry-run unless `--execute` is
@@ -9,76 +10,49 @@ operator log. Failures print one line on stderr and exit with a documented code
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 import typer
-from rich.console import Console
 
-from identity.principal import Principal
 from identity.rbac import Action
+from replay.cli_common import (
+    AUTH_HELP,
+    DEV_OPERATOR,
+    EPILOG,
+    JSON,
+    TOKEN,
+    console,
+    operator,
+    reported,
+)
+from replay.dlq_cli import dlq
 from replay.errors import ReplayError
-from replay.exit_codes import ExitCode, exit_code_help
+from replay.exit_codes import ExitCode
 from replay.kafka_offsets import KafkaOffsets
 from replay.lag import GroupLag, PartitionLag
-from replay.operator_auth import DEV_OPERATOR_TTL_S, operator_principal
 from replay.operator_log import LogEntry, record_and_apply
+from replay.redrive_cli import redrive
 from replay.render import echo_json, print_lag, print_offsets, print_plan
 from replay.reset_plan import ResetRequest, plan_reset
 from sbp.settings import get_settings
 
-EPILOG = exit_code_help()
-AUTH_HELP = (
-    "Every command needs an operator access token: --token or SBP_OPERATOR_TOKEN. "
-    f"In dev mode only, --dev-operator mints a {DEV_OPERATOR_TTL_S}-second operator token "
-    "from the local key set instead (as `sbp dev token` does), logged as platform/dev-operator."
-)
-
 app = typer.Typer(
     no_args_is_help=True,
-    help="Operators' tools for consumer groups: lag, offsets, resets. " + AUTH_HELP,
+    help="Operators' tools: lag, offsets, resets, the DLQ, range re-drives. " + AUTH_HELP,
     epilog=EPILOG,
 )
 offsets = typer.Typer(
     no_args_is_help=True, help="A group's committed offsets, and resets.", epilog=EPILOG
 )
 app.add_typer(offsets, name="offsets")
+app.add_typer(dlq, name="dlq")
+app.command("redrive", epilog=EPILOG)(redrive)
 
-console = Console()
-# soft_wrap: an error stays one line, whole, for logs and scripts that grep it.
-errors = Console(stderr=True, soft_wrap=True)
-
-TOKEN = typer.Option(
-    None,
-    "--token",
-    envvar="SBP_OPERATOR_TOKEN",
-    help="an operator access token",
-    show_default=False,
-)
-DEV_OPERATOR = typer.Option(
-    False, "--dev-operator", help="dev mode only: a short-lived local operator credential"
-)
-JSON = typer.Option(False, "--json", help="one JSON document on stdout instead of tables")
 # Module-level because a list default must not be built per call (ruff B008).
 GROUPS = typer.Option(None, "--group", help="only this group (repeatable); default: every group")
 PARTITIONS = typer.Option(
     None, "--partition", min=0, help="only this partition (repeatable); default: all"
 )
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Turn a ReplayError into its one stderr line and documented exit code."""
-    try:
-        yield
-    except ReplayError as exc:
-        errors.print(f"[red]error[/red] ({exc.exit_code.name.lower()}): {exc.message}")
-        raise typer.Exit(exc.exit_code) from None
-
-
-def _operator(action: Action, token: str | None, dev_operator: bool) -> Principal:
-    return operator_principal(get_settings(), action, token=token, dev_operator=dev_operator)
 
 
 @app.command("lag", epilog=EPILOG)
@@ -92,8 +66,8 @@ def lag(
 
     Lag is the log end minus the committed offset; a partition the group never
     committed shows '-' and is left out of the total."""
-    with _reported():
-        _operator(Action.REPLAY_READ, token, dev_operator)
+    with reported():
+        operator(Action.REPLAY_READ, token, dev_operator)
         kafka = KafkaOffsets(get_settings())
         names = group or kafka.groups()
         read = [(name, kafka.group_state(name), kafka.committed(name)) for name in names]
@@ -128,8 +102,8 @@ def offsets_show(
     dev_operator: bool = DEV_OPERATOR,
 ) -> None:
     """A group's committed offsets beside each log's start and end, and the lag."""
-    with _reported():
-        _operator(Action.REPLAY_READ, token, dev_operator)
+    with reported():
+        operator(Action.REPLAY_READ, token, dev_operator)
         kafka = KafkaOffsets(get_settings())
         state = kafka.group_state(group)
         if topic is not None:
@@ -190,9 +164,9 @@ def offsets_reset(
     kafka-consumer-groups' semantics. The default is a dry-run that prints, per
     partition, the current offset, the target and the delta. --execute refuses
     while the group has members, and records who, what and when in the operator log."""
-    with _reported():
+    with reported():
         request = _reset_request(to_earliest, to_latest, to_datetime, to_offset, shift_by)
-        principal = _operator(Action.OFFSETS_RESET, token, dev_operator)
+        principal = operator(Action.OFFSETS_RESET, token, dev_operator)
         settings = get_settings()
         kafka = KafkaOffsets(settings)
         state = kafka.group_state(group)

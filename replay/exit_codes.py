@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     KAFKA = 7
     OPERATOR_LOG = 8
     APPLIED_NOT_LOGGED = 9
+    PARTIAL = 10
 
 
 MEANINGS: dict[ExitCode, str] = {
@@ -31,8 +32,12 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.GROUP_ACTIVE: "--execute refused: the group has active members (stop its consumers)",
     ExitCode.NOT_FOUND: "unknown group, topic or partition",
     ExitCode.KAFKA: "Kafka unreachable or refused the request; nothing was changed",
-    ExitCode.OPERATOR_LOG: "the operator log could not be written; nothing was changed",
-    ExitCode.APPLIED_NOT_LOGGED: "offsets were changed but the log row was lost: record it by hand",
+    ExitCode.OPERATOR_LOG: "the operator log (or the DLQ re-drive ledger) could not be reached; "
+    "nothing was changed",
+    ExitCode.APPLIED_NOT_LOGGED: "Kafka was changed (offsets moved, records re-driven) but the "
+    "log row was lost: record it by hand",
+    ExitCode.PARTIAL: "--execute re-drove only part of its plan (Kafka refused some records); "
+    "what was re-driven is logged: run the same command again for the rest",
 }
 
 

@@ -1,4 +1,5 @@
-"""The operator log: one append-only row per executed offset reset (migration 0008).
+"""The operator log: one append-only row per executed change (migration 0008): an offset
+reset, a DLQ reprocess, a range re-drive.
 
 Written as the `replay` PostgreSQL role, which may INSERT into `ops.operator_log` and
 do nothing else, so a stolen replay credential can neither read the log nor rewrite it.
@@ -37,16 +38,30 @@ class LogEntry:
     detail: dict[str, Any]
 
 
-def record_and_apply(settings: Settings, entry: LogEntry, apply: Callable[[], None]) -> None:
-    """Run `apply` inside the transaction that logs it; see the module docstring."""
-    try:
-        conn = psycopg.connect(settings.pg_dsn("replay"), connect_timeout=CONNECT_TIMEOUT_S)
-    except psycopg.Error as exc:
-        raise _not_logged(exc) from None
-    # The connection's context commits on a clean exit and rolls back on an exception.
-    with conn:
+class OperatorLogTransaction:
+    """One transaction as the replay role: a log row, and whatever must commit with it
+    (the re-drive ledger's runs). Commits only through `commit()`; leaving the block
+    any other way rolls back."""
+
+    def __init__(self, settings: Settings) -> None:
         try:
-            conn.execute(
+            self.connection = psycopg.connect(
+                settings.pg_dsn("replay"), connect_timeout=CONNECT_TIMEOUT_S
+            )
+        except psycopg.Error as exc:
+            raise _not_logged(exc) from None
+
+    def __enter__(self) -> OperatorLogTransaction:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Rolls back whatever `commit()` did not commit, then closes.
+        self.connection.rollback()
+        self.connection.close()
+
+    def record(self, entry: LogEntry) -> None:
+        try:
+            self.connection.execute(
                 "INSERT INTO ops.operator_log"
                 " (tenant_id, user_id, token_id, action, consumer_group, topic, detail)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)",
@@ -62,15 +77,25 @@ def record_and_apply(settings: Settings, entry: LogEntry, apply: Callable[[], No
             )
         except psycopg.Error as exc:
             raise _not_logged(exc) from None
-        apply()
+
+    def commit(self, entry: LogEntry) -> None:
+        """Commit after Kafka changed; a lost commit is reported as such (exit 9)."""
         try:
-            conn.commit()
+            self.connection.commit()
         except psycopg.Error as exc:
             raise ReplayError(
                 ExitCode.APPLIED_NOT_LOGGED,
-                f"the offsets were changed but the operator log row was lost ({exc}); "
-                f"record this reset by hand: {json.dumps(entry.detail)}",
+                f"Kafka was changed but the operator log row was lost ({exc}); "
+                f"record this {entry.action} by hand: {json.dumps(entry.detail)}",
             ) from None
+
+
+def record_and_apply(settings: Settings, entry: LogEntry, apply: Callable[[], None]) -> None:
+    """Run `apply` inside the transaction that logs it; see the module docstring."""
+    with OperatorLogTransaction(settings) as log:
+        log.record(entry)
+        apply()
+        log.commit(entry)
 
 
 def _not_logged(exc: psycopg.Error) -> ReplayError:

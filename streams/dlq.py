@@ -5,6 +5,12 @@ partition, offset, key, value bytes and headers, so an operator can inspect and
 re-drive the record; the DLQ record keeps the original key. Dead letters are
 produced into the caller's batch of deliveries, so they are confirmed together
 with the rest of the batch before its offsets or progress are recorded.
+
+Attempts: `sbp replay dlq reprocess` re-drives a letter's original record with the
+header `ATTEMPTS_HEADER` set to the letter's attempts. A record that fails again is
+thus dead-lettered with one attempt more, whichever consumer fails it, and the
+attempts cap of the reprocess can stop a record that keeps failing. A record without
+the header (or with a value that is not a count) is on its first attempt.
 """
 
 from __future__ import annotations
@@ -17,6 +23,19 @@ from typing import Any
 from schemas.codec import AvroCodec, Writer
 from streams.batch_producer import DeliveryBatch
 from streams.topics import VOTES_DLQ
+
+# The attempts a re-driven record already used; set by the reprocess, read here.
+ATTEMPTS_HEADER = "sbp-dlq-attempts"
+
+
+def attempts_of(headers: list[tuple[str, bytes | None]]) -> int:
+    """This failure's attempt number: one more than the re-drive header says, else 1."""
+    for name, value in reversed(headers):
+        if name == ATTEMPTS_HEADER and value is not None:
+            text = value.decode("ascii", "replace")
+            if text.isdigit():
+                return int(text) + 1
+    return 1
 
 
 @dataclass(frozen=True)
@@ -62,9 +81,9 @@ class DeadLetters:
         source: SourceRecord,
         error_code: str,
         error_message: str,
-        attempts: int = 1,
     ) -> None:
         """Produce the dead letter into `deliveries`; the caller's `confirm()` awaits it."""
+        attempts = attempts_of(source.headers)
         value = self._codec.encode(
             self._writer, envelope(source, error_code, error_message, attempts, self._group)
         )

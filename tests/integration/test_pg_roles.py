@@ -28,6 +28,10 @@ LOG_ROW = (
     "INSERT INTO ops.operator_log (tenant_id, user_id, token_id, action, consumer_group,"
     " topic, detail) VALUES ('ops', 'alice', 'jti', 'replay.offsets.reset', 'g', 't', '{}')"
 )
+LEDGER_ROW = (
+    "INSERT INTO ops.dlq_redrive (redrive_id, dlq_topic, dlq_partition, first_offset,"
+    " last_offset) VALUES (gen_random_uuid(), 'pgroles.dlq', 0, 5, 9)"
+)
 
 # (role, statement, allowed). Each runs in a transaction that is rolled back, with
 # app.tenant_id set to T.
@@ -115,6 +119,17 @@ MATRIX: list[tuple[str, str, bool]] = [
     ("owner", f"{LOG_ROW}; DELETE FROM ops.operator_log", REFUSED),
     ("owner", "TRUNCATE ops.operator_log", REFUSED),
     ("owner", LOG_ROW, ALLOWED),
+    # The DLQ re-drive ledger: the replay CLI reads it (to skip what is done) and
+    # appends to it; nobody rewrites it, so a re-driven letter cannot be re-driven again.
+    ("replay", LEDGER_ROW, ALLOWED),
+    ("replay", "SELECT count(*) FROM ops.dlq_redrive", ALLOWED),
+    ("replay", f"{LEDGER_ROW}; UPDATE ops.dlq_redrive SET last_offset = 99", REFUSED),
+    ("replay", f"{LEDGER_ROW}; DELETE FROM ops.dlq_redrive", REFUSED),
+    ("app", "SELECT count(*) FROM ops.dlq_redrive", ALLOWED),
+    ("app", LEDGER_ROW, REFUSED),
+    ("sink", "SELECT count(*) FROM ops.dlq_redrive", REFUSED),
+    ("owner", f"{LEDGER_ROW}; DELETE FROM ops.dlq_redrive", REFUSED),
+    ("owner", "TRUNCATE ops.dlq_redrive", REFUSED),
 ]
 
 

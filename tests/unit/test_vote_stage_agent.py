@@ -358,3 +358,32 @@ async def test_in_flight_batches_record_progress_in_order(
     assert orjson.loads(stage.state.get(0, progress_key(0)) or b"{}") == {"o": 20}
     marks = [v for k, v, _p in producer.topic(VOTE_STATE_CHANGELOG.name, producer.produced)]
     assert marks == [b'{"o":10}', b'{"o":20}']
+
+
+async def test_a_re_driven_record_that_fails_again_is_dead_lettered_with_one_attempt_more(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    # What `sbp replay dlq reprocess` produces: the original bytes and headers, with
+    # the attempts the letter had used so far.
+    consumer = OneWorkerConsumer()
+    producer, stage = _stage(tmp_path, databases, consumer)
+    agent = stage.install(raw_topic(stage.app, VOTES_RAW))
+    await stage.keep_partitions()
+    headers = [("traceparent", b"00-abc-def-01"), ("sbp-dlq-attempts", b"2")]
+    async with agent.test_context() as test_agent:
+        await test_agent.put(b"not avro", key=ZONE.encode(), partition=0, headers=headers)
+        await test_agent.put(b"still not", key=ZONE.encode(), partition=0)
+        for _ in range(200):
+            await stage.settle()
+            if stage.state.get(0, progress_key(0)) is not None:
+                break
+            await asyncio.sleep(0.02)
+    stage.app.consumer._thread.loop.close()  # type: ignore[attr-defined]
+
+    codec, _writers = _codec()
+    letters = [codec.decode(v).record for _k, v, _p in producer.topic("votes.dlq")]
+    assert [(d["errorCode"], d["attempts"]) for d in letters] == [
+        ("not_avro_framed", 3),
+        ("not_avro_framed", 1),
+    ]
+    assert [(h["key"], h["value"]) for h in letters[0]["originalHeaders"]] == headers
