@@ -41,28 +41,32 @@ R = TypeVar("R")
 class _TraceInBatch:
     span: Span
     headers: WireHeaders | None
-    records: int = 0
     forwarded: int = 0
 
 
 class BatchTrace(Generic[R]):
-    """The spans of one batch, by the traceparent bytes their records carry."""
+    """The spans of one batch, and which of them each of its records belongs to."""
 
-    def __init__(self, headers_of: Callable[[R], Headers | None]) -> None:
-        self._headers_of = headers_of
-        self._traces: dict[bytes, _TraceInBatch] = {}
+    def __init__(self) -> None:
+        self._traces: list[_TraceInBatch] = []
+        # Each traced record's trace, by the record's id(): the batch's records live as
+        # long as the batch does, and this spares a second header scan per emitted record.
+        self._of_record: dict[int, _TraceInBatch] = {}
 
     @property
     def spans(self) -> list[Span]:
-        return [t.span for t in self._traces.values()]
+        return [t.span for t in self._traces]
 
-    def add(self, traceparent: bytes, span: Span, records: int) -> None:
-        self._traces[traceparent] = _TraceInBatch(span, headers_for(span), records)
+    def add(self, span: Span, records: Sequence[R]) -> None:
+        found = _TraceInBatch(span, headers_for(span))
+        self._traces.append(found)
+        for record in records:
+            self._of_record[id(record)] = found
 
     def end(self, batch_records: int) -> None:
         """End every span at the same moment: the batch's end."""
         end = time.time_ns()
-        for found in self._traces.values():
+        for found in self._traces:
             found.span.set_attribute("sbp.batch.records", batch_records)
             if found.forwarded:
                 found.span.set_attribute("sbp.records.forwarded", found.forwarded)
@@ -70,10 +74,9 @@ class BatchTrace(Generic[R]):
 
     def headers_for(self, record: R) -> WireHeaders | None:
         """The headers for a record produced from `record`: its trace's span here, or None."""
-        if not self._traces:
+        if not self._of_record:
             return None
-        traceparent = header(self._headers_of(record), TRACEPARENT)
-        found = self._traces.get(traceparent) if traceparent is not None else None
+        found = self._of_record.get(id(record))
         if found is None:
             return None
         found.forwarded += 1
@@ -95,14 +98,15 @@ class BatchSpans(Generic[R]):
         self._headers_of = headers_of
         self._attributes = attributes or {}
         # The batch being handled (a consumer handles one at a time).
-        self.current: BatchTrace[R] = BatchTrace(headers_of)
+        self.current: BatchTrace[R] = BatchTrace()
 
     @property
     def enabled(self) -> bool:
         return self._tracer is not None
 
     def headers_for(self, record: R) -> WireHeaders | None:
-        """`BatchTrace.headers_for` of the batch being handled."""
+        """`BatchTrace.headers_for` of the batch being handled; `record` must be one of
+        its records (the same object)."""
         return self.current.headers_for(record)
 
     @contextmanager
@@ -125,27 +129,20 @@ class BatchSpans(Generic[R]):
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             raise
         finally:
-            self.current = BatchTrace(self._headers_of)
+            self.current = BatchTrace()
             trace.end(len(records))
 
     def _open(self, tracer: Tracer, records: Sequence[R]) -> BatchTrace[R]:
-        trace = BatchTrace(self._headers_of)
-        counts: dict[bytes, int] = {}
-        first: dict[bytes, R] = {}
+        by_context: dict[bytes, list[R]] = {}
         headers_of = self._headers_of
         for record in records:
             traceparent = header(headers_of(record), TRACEPARENT)
-            if traceparent is None:
-                continue
-            seen = counts.get(traceparent)
-            if seen is None:
-                first[traceparent] = record
-                counts[traceparent] = 1
-            else:
-                counts[traceparent] = seen + 1
+            if traceparent is not None:
+                by_context.setdefault(traceparent, []).append(record)
+        trace: BatchTrace[R] = BatchTrace()
         start = time.time_ns()
-        for traceparent, count in counts.items():
-            tracestate = header(headers_of(first[traceparent]), TRACESTATE)
+        for traceparent, traced in by_context.items():
+            tracestate = header(headers_of(traced[0]), TRACESTATE)
             parent = parent_context(traceparent, tracestate)
             if parent is None:
                 continue
@@ -154,7 +151,7 @@ class BatchSpans(Generic[R]):
                 context=parent,
                 kind=SpanKind.CONSUMER,
                 start_time=start,
-                attributes={**self._attributes, "messaging.batch.message_count": count},
+                attributes={**self._attributes, "messaging.batch.message_count": len(traced)},
             )
-            trace.add(traceparent, span, count)
+            trace.add(span, traced)
         return trace

@@ -22,8 +22,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 
-# As aiokafka (bytes) and confluent-kafka (bytes, or str if a producer sent text) give them.
-Headers = Sequence[tuple[str, str | bytes | None]]
+# As aiokafka (bytes) and confluent-kafka (bytes, or str if a producer sent text) give
+# them, or as a mapping (faust's test records may carry one).
+Headers = Sequence[tuple[str, str | bytes | None]] | dict[str, str | bytes | None]
 # What a producer passes to confluent-kafka's `produce(headers=...)`.
 WireHeaders = list[tuple[str, bytes | None]]
 
@@ -32,10 +33,15 @@ _propagator = TraceContextTextMapPropagator()
 
 def header(headers: Headers | None, name: str) -> bytes | None:
     """The first value of header `name`; None when absent (records carry few headers)."""
-    if headers:
-        for key, value in headers:
-            if key == name:
-                return value.encode() if isinstance(value, str) else value
+    if not headers:
+        return None
+    # The concrete type: an ABC check would cost more than the lookup (run per record).
+    if isinstance(headers, dict):
+        found = headers.get(name)
+        return found.encode() if isinstance(found, str) else found
+    for key, value in headers:
+        if key == name:
+            return value.encode() if isinstance(value, str) else value
     return None
 
 

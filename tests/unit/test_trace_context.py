@@ -65,6 +65,7 @@ def test_header_takes_bytes_or_text_and_misses_quietly() -> None:
     assert header([("traceparent", SAMPLED.decode())], "traceparent") == SAMPLED
     assert header([("a", b"1")], "traceparent") is None
     assert header(None, "traceparent") is None
+    assert header({"traceparent": SAMPLED}, "traceparent") == SAMPLED
 
 
 async def test_the_producer_span_is_a_child_of_the_request_and_its_headers_name_it() -> None:
