@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,9 +59,17 @@ def encoded_votes(
     return [producer.encode(vote) for vote in generated]
 
 
-def produce(producer: RawVoteProducer, records: list[tuple[bytes, bytes]]) -> None:
-    for key, value in records:
-        producer.produce_bytes(key, value)
+def produce(
+    producer: RawVoteProducer, records: list[tuple[bytes, bytes]], traced_batch: int
+) -> None:
+    """With `traced_batch` > 0, every run of that many records carries one sampled W3C
+    trace context, as the records of one gateway request do (sbp/tracing/)."""
+    headers: list[tuple[str, str | bytes | None]] | None = None
+    for index, (key, value) in enumerate(records):
+        if traced_batch and index % traced_batch == 0:
+            traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+            headers = [("traceparent", traceparent.encode())]
+        producer.produce_bytes(key, value, headers=headers)
     producer.flush(60)
 
 
@@ -147,12 +156,14 @@ def main(args: argparse.Namespace) -> None:
     print("== pipeline throughput: votes.raw -> worker -> PostgreSQL + Redis ==")
     print(describe_machine())
     print(f"tenant {tenant.tenant_id} ({len(tenant.zones)} zones); {n} raw votes")
+    if args.traced_batch:
+        print(f"a sampled trace context per {args.traced_batch} votes, as from the gateway")
     print(wait_until_quiet(settings))
 
     stats_before, sink_before = all_workers_stats(settings), sink_stats(settings)
     cpu_before = sample()
     t0 = time.perf_counter()
-    produce(producer, records)
+    produce(producer, records, args.traced_batch)
     produced = time.perf_counter() - t0
     progress = watch(tenant, n, t0, args, (stats_before, sink_before))
     wall = time.perf_counter() - t0
@@ -182,6 +193,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after (s)")
     parser.add_argument("--seed", type=int, default=20_000, help="random seed for the votes")
     parser.add_argument("--top", action="store_true", help="print `top` at half the rows")
+    parser.add_argument(
+        "--traced-batch",
+        type=int,
+        default=0,
+        help="give every N votes one sampled trace context, as a gateway batch (0: none)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.votes <= MAX_VOTES:
         parser.error(f"--votes must be 1..{MAX_VOTES}")

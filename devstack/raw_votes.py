@@ -113,14 +113,21 @@ class RawVoteProducer:
             key, value = self.encode(vote)
             self.produce_bytes(key, value)
 
-    def produce_bytes(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+    def produce_bytes(
+        self,
+        key: bytes,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        """`headers`: e.g. a gateway batch's trace context (bench/pipeline_throughput.py)."""
         while True:
             try:
                 if partition is None:
-                    self._producer.produce(VOTES_RAW.name, key=key, value=value)
+                    self._producer.produce(VOTES_RAW.name, key=key, value=value, headers=headers)
                 else:
                     self._producer.produce(
-                        VOTES_RAW.name, key=key, value=value, partition=partition
+                        VOTES_RAW.name, key=key, value=value, partition=partition, headers=headers
                     )
                 break
             except BufferError:  # the local queue is full: let deliveries drain it

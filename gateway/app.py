@@ -35,6 +35,7 @@ from identity.auth_service import AuthService, TokenSettings
 from identity.keyring import LocalKeyring
 from identity.signing_keys import KeySet, refresh_periodically
 from sbp.settings import Settings, get_settings
+from sbp.tracing.provider import open_tracing
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
 from sinks.live.redis_client import connect
@@ -44,6 +45,7 @@ from streams.kafka_acls import GATEWAY_CONFIG_GROUP_PREFIX
 from streams.topics import VOTES_RAW
 
 RAW_SUBJECT = catalog.value_subject(VOTES_RAW.name)
+GATEWAY_SERVICE = "sbp-gateway"
 OPENAPI = openapi.document()
 
 
@@ -103,7 +105,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         codec = AvroCodec(registry_client(settings))
         versions = catalog.subjects()[RAW_SUBJECT]
         raw_writers = {v.version: codec.writer(RAW_SUBJECT, v.text) for v in versions}
-        publisher = KafkaPublisher(settings.kafka_config("gateway"))
+        state.tracing = open_tracing(settings, GATEWAY_SERVICE, edge=True)
+        publisher = KafkaPublisher(
+            settings.kafka_config("gateway"),
+            tracer=state.tracing.tracer if state.tracing else None,
+        )
         await asyncio.to_thread(publisher.wait_connected)
         state.redis = connect(settings.redis_url_for("gateway"))
         state.redis_text = connect(settings.redis_url_for("gateway"), text=True)
@@ -150,6 +156,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.pg.close()
             await state.redis.aclose()
             await state.redis_text.aclose()
+            if state.tracing is not None:
+                await asyncio.to_thread(state.tracing.close)
 
     return Starlette(
         routes=[

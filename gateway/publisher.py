@@ -19,6 +19,9 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
+from opentelemetry.trace import Tracer
+
+from sbp.tracing.kafka_context import WireHeaders, producer_span
 
 
 class OutboundRecord(NamedTuple):
@@ -37,9 +40,16 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    def __init__(self, kafka_config: Mapping[str, str], delivery_timeout_s: float = 10.0) -> None:
-        """`kafka_config`: the gateway principal's (`settings.kafka_config("gateway")`)."""
+    def __init__(
+        self,
+        kafka_config: Mapping[str, str],
+        delivery_timeout_s: float = 10.0,
+        tracer: Tracer | None = None,
+    ) -> None:
+        """`kafka_config`: the gateway principal's (`settings.kafka_config("gateway")`);
+        `tracer`: a span per published batch, its context in every record's headers."""
         self._timeout = delivery_timeout_s
+        self._tracer = tracer
         self._brokers_up = False
         self._closed = threading.Event()
         self._producer = Producer(
@@ -99,6 +109,16 @@ class KafkaPublisher:
         """Produce every record, then wait for all reports; True where Kafka confirmed."""
         if not records:
             return []
+        with producer_span(self._tracer, records[0].topic, len(records)) as span:
+            results = await self._produce_all(records, span.headers)
+            span.delivered(sum(results))
+        return results
+
+    async def _produce_all(
+        self, records: Sequence[OutboundRecord], headers: WireHeaders | None
+    ) -> list[bool]:
+        # confluent-kafka's own type for headers; one list shared by the batch's records.
+        wire: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
         loop = asyncio.get_running_loop()
         report = _BatchReport(loop, len(records))
         produce = self._producer.produce
@@ -109,6 +129,7 @@ class KafkaPublisher:
                     key=record.key,
                     value=record.value,
                     on_delivery=partial(report.delivered, index),
+                    headers=wire,
                 )
             except (BufferError, KafkaException):
                 # A full local queue or a producer in a fatal state: this item is

@@ -24,6 +24,7 @@ from gateway.batch_request import (
 )
 from gateway.http_errors import authenticate, error_response, read_capped, tenant_zones
 from gateway.rate_budget import RateBudget
+from gateway.request_tracing import describe_votes, traced
 from gateway.responses import OrjsonResponse
 from gateway.vote_ingest import ingest
 from gateway.vote_validation import counts
@@ -59,6 +60,7 @@ def _check_budget_and_broker(request: Request, principal: Principal) -> None:
         )
 
 
+@traced("POST", "/api/v1/votes/batch")
 async def vote_batch(request: Request) -> Response:
     try:
         principal = authenticate(request, Action.VOTE_SUBMIT)
@@ -69,9 +71,11 @@ async def vote_batch(request: Request) -> Response:
         return error_response(rejected)
     policy = _tenant_settings(request, principal).skew_policy()
     outcomes = await ingest(request.app.state.ingest, principal, zones, items, policy)
+    describe_votes(principal.tenant_id, outcomes)
     return OrjsonResponse({"results": [o.to_json() for o in outcomes], "counts": counts(outcomes)})
 
 
+@traced("POST", "/api/v1/votes")
 async def vote_single(request: Request) -> Response:
     try:
         principal = authenticate(request, Action.VOTE_SUBMIT)
@@ -82,6 +86,7 @@ async def vote_single(request: Request) -> Response:
         return error_response(rejected)
     policy = _tenant_settings(request, principal).skew_policy()
     (outcome,) = await ingest(request.app.state.ingest, principal, zones, [item], policy)
+    describe_votes(principal.tenant_id, [outcome])
     status = single_vote_status(outcome)
     if status >= 400:
         return error_response(single_vote_error(outcome))

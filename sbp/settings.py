@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from psycopg.conninfo import make_conninfo
@@ -159,6 +160,23 @@ class Settings(BaseModel):
     # SSE comment lines that keep idle connections (and proxies) open.
     sse_heartbeat_s: float = 15.0
 
+    # Traces (sbp/tracing/). `trace_exporter`: "auto" exports over OTLP/HTTP when
+    # `otlp_traces_endpoint` is set, else to JSON-lines files under `trace_dir` in
+    # dev mode, else nowhere; "otlp", "file" and "none" choose explicitly. With
+    # "none" no span is made and no header is carried.
+    trace_exporter: Literal["auto", "none", "file", "otlp"] = "auto"
+    # e.g. http://collector:4318/v1/traces
+    otlp_traces_endpoint: str | None = None
+    # The share of vote batches traced, decided once at the gateway by trace id
+    # (a caller's own sampled flag does not force it); the stage and the sink
+    # follow the gateway's decision.
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # The span queue of each process: a full queue drops spans, never waits.
+    trace_queue_size: int = Field(default=4096, gt=0)
+    trace_export_delay_ms: int = Field(default=1000, gt=0)
+    # A span file past this size is moved to `<name>.1` (replacing the previous one).
+    trace_file_max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
     jwt_issuer: str = "sbp-dev"
     jwt_audience: str = "sbp-api"
     access_token_ttl_s: int = 15 * 60
@@ -178,6 +196,20 @@ class Settings(BaseModel):
             names = ", ".join("SBP_" + n.upper() for n in defaults)
             raise ValueError(f"outside dev mode these must be set, not left at defaults: {names}")
         return self
+
+    @property
+    def traces_to(self) -> str:
+        """Where spans go: "otlp", "file" or "none" (`trace_exporter` with "auto" resolved)."""
+        if self.trace_exporter != "auto":
+            return self.trace_exporter
+        if self.otlp_traces_endpoint:
+            return "otlp"
+        return "file" if self.dev_mode else "none"
+
+    @property
+    def trace_dir(self) -> Path:
+        """The file exporter's span files, one per service: `<service>.jsonl`."""
+        return self.state_dir / "traces"
 
     @property
     def keys_dir(self) -> Path:

@@ -20,6 +20,7 @@ import faust
 from faust.web import Request, Response, View
 
 from sbp.settings import Settings, get_settings
+from sbp.tracing.provider import open_tracing
 from schemas import catalog
 from schemas.codec import AvroCodec, RegistryUnavailable, Writer, registry_client
 from sinks.live.redis_client import connect
@@ -41,6 +42,7 @@ from streams.tables.vote_batch import Horizons
 from streams.topics import VOTE_STATE_CHANGELOG, VOTES_ACCEPTED, VOTES_DLQ, VOTES_RAW, WORKER_APP_ID
 
 SWEEP_EVERY_S = 5.0
+STAGE_SERVICE = "sbp-vote-stage"
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +65,7 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     accepted = resolve_writer(codec, VOTES_ACCEPTED.name)
     dlq_writer = resolve_writer(codec, VOTES_DLQ.name)
     app = create_app(settings)
+    tracing = open_tracing(settings, STAGE_SERVICE, instance=str(settings.worker_instance))
     table = vote_state_table(app)
     producer = BatchProducer(
         settings.kafka_config("worker"), client_id=f"{WORKER_APP_ID}-{settings.worker_instance}"
@@ -78,6 +81,7 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
         live=LiveBuckets(),
         clock=clock_from_env(),
         horizons=Horizons(settings.dedup_ttl_s, settings.live_bucket_ttl_s),
+        tracer=tracing.tracer if tracing else None,
     )
     stage.install(raw_topic(app, VOTES_RAW))
     never_drop_records_of(app, VOTES_RAW.name)
@@ -101,6 +105,8 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
     async def stop_config_view(sender: Any, **_kwargs: Any) -> None:
         # In a thread: joining the view's thread must not hold the loop.
         await asyncio.to_thread(config.close)
+        if tracing is not None:
+            await asyncio.to_thread(tracing.close)
 
     @app.timer(0.5)  # type: ignore[untyped-decorator]
     async def keep_partitions() -> None:

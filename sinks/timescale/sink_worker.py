@@ -53,8 +53,12 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from opentelemetry.trace import Tracer
 
 from sbp.settings import Settings, get_settings
+from sbp.tracing.batch_spans import BatchSpans
+from sbp.tracing.kafka_context import Headers
+from sbp.tracing.provider import open_tracing
 from schemas import catalog
 from schemas.codec import AvroCodec, DecodeError, RegistryUnavailable, Writer, registry_client
 from sinks.timescale.pg_failures import PermanentDatabaseError, describe
@@ -73,6 +77,8 @@ BATCH_MAX = 2000
 POLL_TIMEOUT_S = 0.5
 # How long an idle sink trusts its last database exchange before asking again.
 IDLE_PING_S = 5.0
+
+SINK_SERVICE = "sbp-pg-sink"
 
 EXIT_STOPPED = 0
 EXIT_KAFKA_FATAL = 70
@@ -123,6 +129,11 @@ def _source(msg: Message) -> SourceRecord:
     )
 
 
+def _trace_headers(msg: Message) -> Headers | None:
+    headers = msg.headers()
+    return headers if isinstance(headers, list) else None
+
+
 class SinkWorker:
     def __init__(
         self,
@@ -134,6 +145,7 @@ class SinkWorker:
         stats: SinkStats,
         stop: threading.Event,
         topic: str = VOTES_ACCEPTED.name,
+        tracer: Tracer | None = None,
     ) -> None:
         self._consumer = consumer
         self._topic = topic
@@ -159,6 +171,13 @@ class SinkWorker:
             self._count_retry,
         )
         self._last_db_check = time.monotonic()
+        # A span per upstream trace in a batch (sbp/tracing/batch_spans.py).
+        self._tracing: BatchSpans[Message] = BatchSpans(
+            tracer,
+            f"store {topic}",
+            _trace_headers,
+            {"messaging.system": "kafka", "db.system.name": "postgresql"},
+        )
 
     def _count_retry(self) -> None:
         self._stats.add(retries=1)
@@ -190,7 +209,8 @@ class SinkWorker:
                 self._check_idle_database()
                 continue
             try:
-                self._handle(messages)
+                with self._tracing.batch(messages):
+                    self._handle(messages)
             except (RegistryUnavailable, DeliveryFailed, psycopg.Error) as exc:
                 # Only transient errors escape a batch (row errors are dead-
                 # lettered, permanent ones are PermanentDatabaseError), and
@@ -316,6 +336,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
     producer: BatchProducer | None = None
     consumer: Consumer | None = None
     worker: SinkWorker | None = None
+    tracing = open_tracing(settings, SINK_SERVICE)
     try:
         codec = AvroCodec(registry)
         dlq_writer = _resolve_writers(codec, stop)
@@ -323,7 +344,16 @@ def run(settings: Settings, stop: threading.Event) -> int:
         producer = BatchProducer(settings.kafka_config("sink"), client_id=f"{PG_SINK_GROUP}-dlq")
         consumer = Consumer(consumer_config(settings))
         dead_letters = DeadLetters(codec, dlq_writer, PG_SINK_GROUP)
-        worker = SinkWorker(consumer, store, codec, dead_letters, producer, stats, stop)
+        worker = SinkWorker(
+            consumer,
+            store,
+            codec,
+            dead_letters,
+            producer,
+            stats,
+            stop,
+            tracer=tracing.tracer if tracing else None,
+        )
         worker.subscribe()
         log.info(
             "pg sink started: group %s on %s, /ready and /stats on %s:%d",
@@ -361,6 +391,8 @@ def run(settings: Settings, stop: threading.Event) -> int:
         store.close()
         registry.close()
         web.stop()
+        if tracing is not None:
+            tracing.close()
         log.info("pg sink stopped")
 
 

@@ -33,8 +33,10 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import IllegalStateError
+from opentelemetry.trace import Tracer
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from sbp.tracing.batch_spans import BatchSpans
 from schemas.codec import AvroCodec, DecodeError, RegistryUnavailable, Writer
 from streams.batch_guard import complete_batch
 from streams.batch_guard import fail_stop as fail_stop_process
@@ -48,7 +50,7 @@ from streams.tables.partition_cursor import Admit, PartitionCursor
 from streams.tables.vote_batch import Horizons, Item, Plan, plan_batch
 from streams.tables.vote_migration import Invalid, migrate
 from streams.tables.vote_state import decode, progress_key, split_bucket_state_key
-from streams.topics import VOTES_ACCEPTED
+from streams.topics import VOTES_ACCEPTED, VOTES_RAW
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +61,7 @@ CONSUMER_CALL_TIMEOUT_S = 10.0
 # How long a batch that came during recovery may wait for it to end.
 READY_WAIT_S = 30.0
 READY_POLL_S = 0.05
+STAGE_SPAN = f"process {VOTES_RAW.name}"
 
 
 @dataclass
@@ -80,6 +83,7 @@ class VoteStage:
         clock: Clock,
         horizons: Horizons,
         fail_stop: Callable[[int, BaseException | None], None] = fail_stop_process,
+        tracer: Tracer | None = None,
     ) -> None:
         self.app = app
         self.consumer = consumer
@@ -100,6 +104,10 @@ class VoteStage:
         self._in_flight: deque[tuple[DeliveryBatch, dict[int, int]]] = deque()
         self._settling = asyncio.Lock()
         self._fail_stop = fail_stop
+        # A span per upstream trace in a batch; accepted votes carry their trace on.
+        self.tracing: BatchSpans[Any] = BatchSpans(
+            tracer, STAGE_SPAN, _event_headers, {"messaging.system": "kafka"}
+        )
 
     # --- assignment -------------------------------------------------------
 
@@ -230,6 +238,11 @@ class VoteStage:
         self._in_flight.append((deliveries, done))
         await self.settle(keep=1)
 
+    async def handle_traced(self, events: Sequence[Any]) -> None:
+        """`handle`, inside the spans of the traces its records carry (sbp/tracing/)."""
+        with self.tracing.batch(events):
+            await self.handle(events)
+
     async def settle(self, keep: int = 0) -> None:
         """Finish in-flight batches, oldest first, until at most `keep` remain.
 
@@ -345,6 +358,7 @@ class VoteStage:
                 VOTES_ACCEPTED.name,
                 event.message.key,
                 self.codec.encode(self.accepted_writer, vote),
+                headers=self.tracing.headers_for(event),
             )
         for failure in plan.failures:
             self.dead_letters.send(
@@ -383,13 +397,17 @@ class VoteStage:
 
         async def vote_stage(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await complete_batch(stage.handle, events)
+                await complete_batch(stage.handle_traced, events)
 
         return self.app.agent(raw_votes, name="vote-stage")(vote_stage)
 
 
 async def _bounded(call: Awaitable[T]) -> T:
     return await asyncio.wait_for(call, CONSUMER_CALL_TIMEOUT_S)
+
+
+def _event_headers(event: Any) -> Any:
+    return event.message.headers
 
 
 def _source(message: Any) -> SourceRecord:

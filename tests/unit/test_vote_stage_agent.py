@@ -21,8 +21,13 @@ import orjson
 import pytest
 import rocksdict
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
 
 from sbp.settings import Settings
+from sbp.tracing.provider import sampler
 from schemas import catalog
 from schemas.codec import AvroCodec, Writer
 from streams.agents.vote_stage import VoteStage
@@ -44,9 +49,15 @@ Record = tuple[str, bytes | None, bytes | None, int | None]
 
 
 class RecordingBatch:
-    def __init__(self, produced: list[Record], confirmed: list[Record]) -> None:
+    def __init__(
+        self,
+        produced: list[Record],
+        confirmed: list[Record],
+        headers: list[tuple[str, list[tuple[str, bytes | None]] | None]] | None = None,
+    ) -> None:
         self.produced = produced
         self.log = confirmed
+        self.headers = [] if headers is None else headers
         self.pending: list[Record] = []
 
     def produce(
@@ -59,6 +70,7 @@ class RecordingBatch:
     ) -> None:
         self.pending.append((topic, key, value, partition))
         self.produced.append((topic, key, value, partition))
+        self.headers.append((topic, headers))
 
     async def confirm(self, timeout_s: float = 60.0) -> dict[tuple[str, int], int]:
         # "Delivered" in produce order, as an idempotent producer keeps it per partition.
@@ -70,9 +82,11 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.produced: list[Record] = []
         self.confirmed: list[Record] = []
+        # (topic, headers) of every record produced, in produce order.
+        self.headers: list[tuple[str, list[tuple[str, bytes | None]] | None]] = []
 
     def batch(self) -> RecordingBatch:
-        return RecordingBatch(self.produced, self.confirmed)
+        return RecordingBatch(self.produced, self.confirmed, self.headers)
 
     def topic(
         self, name: str, log: list[Record] | None = None
@@ -149,7 +163,10 @@ def uuid_of(n: int) -> str:
 
 
 def _stage(
-    tmp_path: Path, databases: dict[int, Any], consumer: OneWorkerConsumer
+    tmp_path: Path,
+    databases: dict[int, Any],
+    consumer: OneWorkerConsumer,
+    tracer: Tracer | None = None,
 ) -> tuple[RecordingProducer, VoteStage]:
     codec, writers = _codec()
     # Bound to the test's loop: faust would otherwise make (and never close) its own.
@@ -170,6 +187,7 @@ def _stage(
         live=LiveBuckets(),
         clock=lambda: NOW,
         horizons=Horizons(dedup_ttl_s=7 * 86400, live_bucket_ttl_s=65 * 60),
+        tracer=tracer,
     )
     return producer, stage
 
@@ -179,15 +197,19 @@ async def _run(
     databases: dict[int, Any],
     records: list[tuple[bytes, bytes]],
     consumer: OneWorkerConsumer | None = None,
+    tracer: Tracer | None = None,
+    headers: list[list[tuple[str, bytes]] | None] | None = None,
 ) -> tuple[RecordingProducer, OneWorkerConsumer, VoteStage]:
+    """`headers`: each record's Kafka headers (none by default)."""
     consumer = consumer or OneWorkerConsumer()
-    producer, stage = _stage(tmp_path, databases, consumer)
+    producer, stage = _stage(tmp_path, databases, consumer, tracer)
     agent = stage.install(raw_topic(stage.app, VOTES_RAW))
     # The keeper's first tick: the partition is taken on, at its progress (or log start).
     await stage.keep_partitions()
     async with agent.test_context() as test_agent:
-        for key, value in records:
-            await test_agent.put(value, key=key, partition=0, wait=False)
+        for index, (key, value) in enumerate(records):
+            carried = headers[index] if headers else None
+            await test_agent.put(value, key=key, partition=0, headers=carried, wait=False)
         # Every offset put is either processed (progress) or judged: wait for progress.
         for _ in range(200):
             # As the keeper does when records stop coming: finish the last batch.
@@ -387,3 +409,47 @@ async def test_a_re_driven_record_that_fails_again_is_dead_lettered_with_one_att
         ("not_avro_framed", 1),
     ]
     assert [(h["key"], h["value"]) for h in letters[0]["originalHeaders"]] == headers
+
+
+async def test_accepted_votes_carry_their_own_gateway_batchs_trace(
+    tmp_path: Path, databases: dict[int, Any]
+) -> None:
+    codec, writers = _codec()
+    w = writers[VOTES_RAW.name]
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler(1.0, edge=False))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    gateway_a = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+    gateway_b = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    a = [("traceparent", f"00-{gateway_a[0]}-{gateway_a[1]}-01".encode())]
+    b = [("traceparent", f"00-{gateway_b[0]}-{gateway_b[1]}-01".encode())]
+    votes = [raw(uuid_of(1), 1), raw(uuid_of(2), 2), raw(uuid_of(1), 1), raw(uuid_of(3), 3)]
+    records = [(ZONE.encode(), codec.encode(w, v)) for v in votes]
+    # Two gateway batches (the third record re-sends the first vote) and one untraced record.
+    carried: list[list[tuple[str, bytes]] | None] = [a, b, a, None]
+
+    producer, _consumer, _stage = await _run(
+        tmp_path, databases, records, tracer=provider.get_tracer("t"), headers=carried
+    )
+
+    spans = {f"{s.context.span_id:016x}": s for s in exporter.get_finished_spans() if s.context}
+    assert {s.name for s in spans.values()} == {"process votes.raw"}
+    emitted = [
+        (str(codec.decode(v).record["voteUuid"]), h)
+        for (topic, _k, v, _p), (_t, h) in zip(producer.produced, producer.headers, strict=True)
+        if topic == VOTES_ACCEPTED.name
+    ]
+    assert [uuid for uuid, _h in emitted] == [uuid_of(1), uuid_of(2), uuid_of(3)]
+    traces = []
+    for _uuid, headers in emitted[:2]:
+        traceparent = dict(headers or [])["traceparent"]
+        assert traceparent is not None
+        _version, trace_id, span_id, _flags = traceparent.decode().split("-")
+        stage_span = spans[span_id]
+        assert stage_span.parent is not None
+        traces.append((trace_id, f"{stage_span.parent.span_id:016x}"))
+    # Each emit continues its own record's trace, through a stage span under its gateway span.
+    assert traces == [gateway_a, gateway_b]
+    assert emitted[2][1] is None  # an untraced vote stays untraced
+    # Only accepted votes carry a trace: state and progress records do not.
+    assert all(h is None for t, h in producer.headers if t != VOTES_ACCEPTED.name)
