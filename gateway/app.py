@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, start_http_server
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,6 +27,7 @@ from gateway.login_throttle import RedisLoginThrottle
 from gateway.mark_store import MarkStore
 from gateway.publisher import KafkaPublisher
 from gateway.rate_budget import RateBudget
+from gateway.request_metrics import RequestMetrics, RequestMetricsMiddleware
 from gateway.responses import OrjsonResponse
 from gateway.stream_routes import building_stream
 from gateway.vote_ingest import IngestContext
@@ -94,11 +97,16 @@ async def _purge_auth_rows(auth_pg: ReconnectingConnection, every_s: float = 360
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    metrics = RequestMetrics(CollectorRegistry(), settings.metrics_tenant_label_cap)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = app.state
         state.settings = settings
+        # Its own port and threads: a scrape never waits on, or for, the event loop.
+        metrics_server, metrics_thread = start_http_server(
+            settings.gateway_metrics_port, addr=settings.host, registry=metrics.registry
+        )
         state.keyset = KeySet.load_or_create(settings.keys_dir)
         codec = AvroCodec(registry_client(settings))
         versions = catalog.subjects()[RAW_SUBJECT]
@@ -150,6 +158,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.pg.close()
             await state.redis.aclose()
             await state.redis_text.aclose()
+            metrics_server.shutdown()
+            metrics_server.server_close()
+            metrics_thread.join(timeout=5)
 
     return Starlette(
         routes=[
@@ -171,5 +182,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/v1/votes", vote_single, methods=["POST"]),
             Route("/api/v1/buildings/{building_id}/stream", building_stream),
         ],
+        middleware=[Middleware(RequestMetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
     )
