@@ -19,11 +19,18 @@ due again (a vote accepted just before the deletion, buckets recovered after a
 restart) is dropped instead of published. The first tick after a start takes
 every removal the view remembers, so a deletion made while the worker was down
 is applied too. Event shapes: streams/tables/live_events.py.
+
+Once a zone's snapshot is written (and so on its building's stream, which SSE
+reads), each vote it shows for the first time ends its ingest→publish latency:
+now minus the vote's `receivedAt` at the gateway, in wall-clock time (never
+the injectable window clock), handed to `observe_latencies` once per tick.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -39,10 +46,17 @@ ZONES_PER_FLUSH = 500
 
 
 class LivePublisher:
-    def __init__(self, stage: VoteStage, redis: aioredis.Redis, config: ConfigView) -> None:
+    def __init__(
+        self,
+        stage: VoteStage,
+        redis: aioredis.Redis,
+        config: ConfigView,
+        observe_latencies: Callable[[list[float]], None] = lambda _seconds: None,
+    ) -> None:
         self.stage = stage
         self.redis = redis
         self.config = config
+        self.observe_latencies = observe_latencies
         self.published = 0
         # Snapshots of deleted zones removed from Redis, and due zones not published
         # because they were deleted.
@@ -80,6 +94,14 @@ class LivePublisher:
                     self.stage.live.dirty[zone] = partition
             return
         self.published += len(snapshots)
+        published_at = time.time()
+        self.observe_latencies(
+            [
+                published_at - received_at
+                for zone, _kinds in due
+                for received_at in self.stage.live.take_waiting(zone)
+            ]
+        )
 
     async def _remove_deleted_zones(self) -> bool:
         """Apply the removals not applied yet; False if Redis failed (retried next tick)."""
