@@ -32,6 +32,9 @@ Invariants:
   table, bad credentials) stops the process with a CRITICAL line.
 - **Bounded.** A batch holds at most `BATCH_MAX` records, librdkafka's
   prefetch is capped, and the counters are fixed in number.
+- **Observed without cost per record.** `/metrics` (sink_metrics.py) reads the
+  lag from the consumer's own figures in the web thread; the loop only marks a
+  batch's first offsets, and times the batch.
 
 Exit codes: 0 after SIGTERM/SIGINT (the current batch finished and committed,
 or, during an outage, left uncommitted to be read again); 78 (EX_CONFIG) on a
@@ -51,6 +54,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from sbp.settings import Settings, get_settings
 from schemas import catalog
@@ -58,11 +62,13 @@ from schemas.codec import AvroCodec, DecodeError, RegistryUnavailable, Writer, r
 from sinks.timescale.pg_failures import PermanentDatabaseError, describe
 from sinks.timescale.retry_policy import until_success
 from sinks.timescale.sink_batch import PendingVote, commit_positions, group_by_tenant
+from sinks.timescale.sink_metrics import SinkMetrics
 from sinks.timescale.sink_web import SinkStats, SinkWebServer
 from sinks.timescale.vote_store import VoteStore
 from sinks.timescale.vote_writer import to_row
 from streams.batch_producer import BatchProducer, DeliveryFailed
 from streams.dlq import DeadLetters, SourceRecord
+from streams.dlq_depth import DlqDepth, kafka_offsets
 from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED, VOTES_DLQ
 
 log = logging.getLogger("sinks.timescale.sink_worker")
@@ -71,6 +77,7 @@ BATCH_MAX = 2000
 POLL_TIMEOUT_S = 0.5
 # How long an idle sink trusts its last database exchange before asking again.
 IDLE_PING_S = 5.0
+COMMITTED_TIMEOUT_S = 5.0
 
 EXIT_STOPPED = 0
 EXIT_KAFKA_FATAL = 70
@@ -132,8 +139,10 @@ class SinkWorker:
         stats: SinkStats,
         stop: threading.Event,
         topic: str = VOTES_ACCEPTED.name,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self._consumer = consumer
+        self._metrics = metrics or SinkMetrics(stats)
         self._topic = topic
         self._store = store
         self._codec = codec
@@ -173,12 +182,23 @@ class SinkWorker:
             on_lost=self._on_revoke,
         )
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._stats.assigned([(tp.topic, tp.partition) for tp in partitions])
         log.info("assigned %d partitions", len(partitions))
+        try:
+            # Once per assignment, never per scrape: where each partition starts,
+            # so its lag is known before its first record arrives.
+            committed = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+        except KafkaException as exc:
+            log.warning("committed offsets not read (%s); lag shown from the first record", exc)
+        else:
+            self._metrics.lag.assigned(
+                {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+            )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._stats.revoked([(tp.topic, tp.partition) for tp in partitions])
+        self._metrics.lag.revoked(tp.partition for tp in partitions)
         log.info("revoked %d partitions", len(partitions))
 
     def run(self) -> int:
@@ -208,6 +228,20 @@ class SinkWorker:
         self._loop.close()
 
     def _handle(self, messages: list[Message]) -> None:
+        started = time.monotonic()
+        first_offsets: dict[int, int] = {}
+        for msg in messages:
+            if msg.error() is None:
+                first_offsets.setdefault(msg.partition() or 0, msg.offset() or 0)
+        # Until its commit, the batch counts as lag from its first offsets.
+        self._metrics.lag.batch_started(first_offsets)
+        try:
+            self._store_and_commit(messages)
+        finally:
+            self._metrics.lag.batch_finished()
+        self._metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _store_and_commit(self, messages: list[Message]) -> None:
         positions: list[tuple[str, int, int]] = []
         pending: list[PendingVote[Message]] = []
         letters: list[Letter] = []
@@ -299,8 +333,15 @@ def _resolve_writers(codec: AvroCodec, stop: threading.Event) -> Writer:
 
 def run(settings: Settings, stop: threading.Event) -> int:
     stats = SinkStats()
-    web = SinkWebServer(settings.host, settings.sink_web_port, stats)
+    admin_config: dict[str, str | int | float | bool] = {
+        **settings.kafka_config("sink"),
+        "client.id": f"{PG_SINK_GROUP}-dlq-depth",
+    }
+    dlq_depth = DlqDepth(kafka_offsets(AdminClient(admin_config)), settings.dlq_depth_every_s)
+    metrics = SinkMetrics(stats, dlq_depth)
+    web = SinkWebServer(settings.host, settings.sink_web_port, stats, metrics.render)
     web.start()
+    dlq_depth.start()
     registry = registry_client(settings)
     store = VoteStore(
         settings.pg_dsn("sink"),
@@ -317,8 +358,11 @@ def run(settings: Settings, stop: threading.Event) -> int:
         store.open()
         producer = BatchProducer(settings.kafka_config("sink"), client_id=f"{PG_SINK_GROUP}-dlq")
         consumer = Consumer(consumer_config(settings))
+        metrics.lag.attach(consumer)
         dead_letters = DeadLetters(codec, dlq_writer, PG_SINK_GROUP)
-        worker = SinkWorker(consumer, store, codec, dead_letters, producer, stats, stop)
+        worker = SinkWorker(
+            consumer, store, codec, dead_letters, producer, stats, stop, metrics=metrics
+        )
         worker.subscribe()
         log.info(
             "pg sink started: group %s on %s, /ready and /stats on %s:%d",
@@ -348,6 +392,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         # close() leaves the group at once, so the partitions move without
         # waiting for the session timeout; it commits nothing (auto-commit off).
         if consumer is not None:
+            metrics.lag.detach()
             consumer.close()
         if producer is not None:
             producer.close()
@@ -355,6 +400,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
             worker.close()
         store.close()
         registry.close()
+        dlq_depth.stop()
         web.stop()
         log.info("pg sink stopped")
 
