@@ -1,22 +1,23 @@
 """The PostgreSQL sink's Prometheus metrics, served at `/metrics` on its web port (sink_web.py).
 
-A scrape runs in the web server's thread, never in the sink loop: it reads the
-counters under `SinkStats`' lock, the DLQ depth the probe last read
-(streams/dlq_depth.py), and the lag from what the consumer already holds
-(`ConsumerLag`), so the sink loop is never paused by a scrape and a scrape
-still answers while a batch waits out a PostgreSQL outage, which is exactly
-when the lag matters.
+A scrape runs in the web server's thread, never in the sink loop, and never
+touches the consumer: it reads the counters under `SinkStats`' lock, the DLQ
+depth the probe last read (streams/dlq_depth.py), and the lag figures the loop
+last worked out (`ConsumerLag`). So the sink loop is never paused by a scrape,
+and a scrape still answers while a batch waits out a PostgreSQL outage, which
+is exactly when the lag matters.
 
-The sink loop itself adds one histogram observation and two dict swaps per
-batch (`batch_started`, `batch_finished`), nothing per record.
+The sink loop itself adds, per `consume()` (not per record), one lag refresh
+(a position call and a cached watermark per held partition), and per batch one
+histogram observation.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -32,37 +33,47 @@ ROWS = ("inserted", "replayed")
 
 
 class ConsumerLag:
-    """The sink consumer's lag per partition, read from another thread.
+    """The sink consumer's lag per partition, worked out by the sink loop, read by scrapes.
 
-    Both figures are local to librdkafka, no broker call: the high watermark
+    confluent-kafka serializes every call on a client handle: a scrape thread
+    asking the consumer anything waits for `consume()` to return, and the loop
+    calls it again at once, so such a scrape starved. The loop's own thread
+    therefore refreshes the figures (`refresh`), after every `consume()` (at
+    most every half second when idle, once per batch when busy) and on every
+    retry while a batch waits out an outage; a scrape reads the last figures.
+
+    The figures are local to librdkafka, no broker call: the high watermark
     cached from the last fetch of each partition (its background fetcher keeps
-    fetching while a batch waits), and the application's position. A batch
-    being written counts from its first offset until it is committed. Before a
+    fetching while a batch waits) and the application's position. The
+    partitions are those the rebalance callbacks reported. A batch being
+    written counts from its first offset until it is committed. Before a
     partition's first record the position is unknown, so the committed offset
     read once when it was assigned stands in for it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str = VOTES_ACCEPTED.name) -> None:
+        self._topic = topic
         self._consumer: Any = None
-        self._lock = threading.Lock()
         self._in_flight: dict[int, int] = {}
-        self._committed: dict[int, int] = {}
+        # Held partitions → the committed offset read at their assignment (None: none).
+        self._held: dict[int, int | None] = {}
+        self._lags: dict[int, int] = {}
 
     def attach(self, consumer: Any) -> None:
-        with self._lock:
-            self._consumer = consumer
+        self._consumer = consumer
 
     def detach(self) -> None:
-        """Before the consumer closes: a read must never touch a closed handle."""
-        with self._lock:
-            self._consumer = None
+        """Before the consumer closes: a refresh must never touch a closed handle."""
+        self._consumer = None
+        self._lags = {}
 
-    def assigned(self, committed: Mapping[int, int]) -> None:
-        self._committed = {**self._committed, **committed}
+    def assigned(self, committed: Mapping[int, int | None]) -> None:
+        self._held = {**self._held, **committed}
 
     def revoked(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
-        self._committed = {p: o for p, o in self._committed.items() if p not in gone}
+        self._held = {p: o for p, o in self._held.items() if p not in gone}
+        self._lags = {p: n for p, n in self._lags.items() if p not in gone}
 
     def batch_started(self, first_offsets: Mapping[int, int]) -> None:
         self._in_flight = dict(first_offsets)
@@ -70,26 +81,28 @@ class ConsumerLag:
     def batch_finished(self) -> None:
         self._in_flight = {}
 
-    def read(self) -> dict[int, int]:
-        with self._lock:
-            consumer = self._consumer
-            if consumer is None:
-                return {}
-            assigned = consumer.assignment()
-            positions = {
-                tp.partition: tp.offset if tp.offset >= 0 else self._committed.get(tp.partition)
-                for tp in consumer.position(assigned)
-            }
-            highs = {
-                tp.partition: consumer.get_watermark_offsets(tp, cached=True)[1] for tp in assigned
-            }
-        unfinished = unfinished_from(self._in_flight, positions)
+    def refresh(self) -> None:
+        """Call on the thread that owns the consumer."""
+        consumer, held = self._consumer, self._held
+        if consumer is None or not held:
+            self._lags = {}
+            return
+        tps = [TopicPartition(self._topic, p) for p in sorted(held)]
+        positions = {
+            tp.partition: tp.offset if tp.offset >= 0 else held.get(tp.partition)
+            for tp in consumer.position(tps)
+        }
+        highs = {tp.partition: consumer.get_watermark_offsets(tp, cached=True)[1] for tp in tps}
         lags = {}
-        for partition, next_offset in unfinished.items():
+        for partition, next_offset in unfinished_from(self._in_flight, positions).items():
             lag = partition_lag(highs.get(partition), next_offset)
             if lag is not None:
                 lags[partition] = lag
-        return lags
+        self._lags = lags
+
+    def read(self) -> dict[int, int]:
+        """The figures of the last refresh (any thread)."""
+        return self._lags
 
 
 def families(

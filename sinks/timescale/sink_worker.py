@@ -169,6 +169,8 @@ class SinkWorker:
 
     def _count_retry(self) -> None:
         self._stats.add(retries=1)
+        # A batch waiting out an outage: the lag keeps being worked out meanwhile.
+        self._metrics.lag.refresh()
 
     def subscribe(self) -> None:
         # Rebalance callbacks run inside consume(), and consume() is called only
@@ -185,6 +187,7 @@ class SinkWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._stats.assigned([(tp.topic, tp.partition) for tp in partitions])
         log.info("assigned %d partitions", len(partitions))
+        starts: dict[int, int | None] = {tp.partition: None for tp in partitions}
         try:
             # Once per assignment, never per scrape: where each partition starts,
             # so its lag is known before its first record arrives.
@@ -192,9 +195,8 @@ class SinkWorker:
         except KafkaException as exc:
             log.warning("committed offsets not read (%s); lag shown from the first record", exc)
         else:
-            self._metrics.lag.assigned(
-                {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
-            )
+            starts.update({tp.partition: tp.offset for tp in committed if tp.offset >= 0})
+        self._metrics.lag.assigned(starts)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._stats.revoked([(tp.topic, tp.partition) for tp in partitions])
@@ -205,6 +207,7 @@ class SinkWorker:
         while not self._stop.is_set():
             messages = self._consumer.consume(num_messages=BATCH_MAX, timeout=POLL_TIMEOUT_S)
             if not messages:
+                self._metrics.lag.refresh()
                 self._check_idle_database()
                 continue
             try:
@@ -235,10 +238,12 @@ class SinkWorker:
                 first_offsets.setdefault(msg.partition() or 0, msg.offset() or 0)
         # Until its commit, the batch counts as lag from its first offsets.
         self._metrics.lag.batch_started(first_offsets)
+        self._metrics.lag.refresh()
         try:
             self._store_and_commit(messages)
         finally:
             self._metrics.lag.batch_finished()
+        self._metrics.lag.refresh()
         self._metrics.batch_seconds.observe(time.monotonic() - started)
 
     def _store_and_commit(self, messages: list[Message]) -> None:
@@ -343,11 +348,14 @@ def run(settings: Settings, stop: threading.Event) -> int:
     web.start()
     dlq_depth.start()
     registry = registry_client(settings)
+
+    def database_retry() -> None:
+        stats.add(retries=1)
+        # On the loop's thread, which waits here: the lag is worked out meanwhile.
+        metrics.lag.refresh()
+
     store = VoteStore(
-        settings.pg_dsn("sink"),
-        stop,
-        on_retry=lambda: stats.add(retries=1),
-        on_health=stats.set_db_ok,
+        settings.pg_dsn("sink"), stop, on_retry=database_retry, on_health=stats.set_db_ok
     )
     producer: BatchProducer | None = None
     consumer: Consumer | None = None

@@ -4,8 +4,8 @@ counters by result and reason, and the DLQ depth the probe last read."""
 from __future__ import annotations
 
 import urllib.request
-from dataclasses import dataclass
 
+from confluent_kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from sinks.timescale.sink_metrics import ConsumerLag, SinkMetrics
@@ -15,15 +15,8 @@ from streams.dlq_depth import DlqDepth, depths
 OFFSET_INVALID = -1001
 
 
-@dataclass
-class TP:
-    topic: str
-    partition: int
-    offset: int = OFFSET_INVALID
-
-
 class ConsumerFigures:
-    """What librdkafka answers locally: the assignment, app positions, cached highwaters.
+    """What librdkafka answers locally: app positions and cached highwaters.
 
     A stand-in for the unit test only; tests/integration/test_metrics_drill.py reads
     the real consumer."""
@@ -32,15 +25,15 @@ class ConsumerFigures:
         self.positions = positions
         self.highs = highs
 
-    def assignment(self) -> list[TP]:
-        return [TP("votes.accepted", p) for p in sorted(self.highs)]
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.positions.get(tp.partition, OFFSET_INVALID))
+            for tp in tps
+        ]
 
-    def position(self, tps: list[TP]) -> list[TP]:
-        return [TP(tp.topic, tp.partition, self.positions.get(tp.partition, -1001)) for tp in tps]
-
-    def get_watermark_offsets(self, tp: TP, cached: bool) -> tuple[int, int]:
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool) -> tuple[int, int]:
         assert cached, "a scrape must never ask the broker"
-        return OFFSET_INVALID, self.highs[tp.partition]
+        return OFFSET_INVALID, self.highs.get(tp.partition, OFFSET_INVALID)
 
 
 def scrape(metrics: SinkMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -60,19 +53,29 @@ def test_lag_counts_a_batch_waiting_on_postgres_until_it_is_committed() -> None:
     lag = ConsumerLag()
     consumer = ConsumerFigures(positions={0: 150, 1: 40}, highs={0: 160, 1: 40, 2: 9})
     lag.attach(consumer)
-    # Partition 2: nothing consumed yet, so no position and no figure.
-    assert lag.read() == {0: 10, 1: 0}
+
+    def refreshed() -> dict[int, int]:
+        lag.refresh()
+        return lag.read()
+
+    # Only the partitions the rebalance callbacks reported are read.
+    assert refreshed() == {}
+    lag.assigned({0: None, 1: None, 2: None})
+    # Partition 2: nothing consumed yet and no committed offset: no figure.
+    assert refreshed() == {0: 10, 1: 0}
     lag.batch_started({0: 100})
-    assert lag.read() == {0: 60, 1: 0}
+    assert refreshed() == {0: 60, 1: 0}
+    # A scrape reads the last refresh, whatever happened since.
     lag.batch_finished()
-    assert lag.read() == {0: 10, 1: 0}
+    assert lag.read() == {0: 60, 1: 0}
+    assert refreshed() == {0: 10, 1: 0}
     # The committed offset read at assignment stands in until the first record comes.
     lag.assigned({2: 4})
-    assert lag.read() == {0: 10, 1: 0, 2: 5}
+    assert refreshed() == {0: 10, 1: 0, 2: 5}
     lag.revoked([2])
     assert lag.read() == {0: 10, 1: 0}
     lag.detach()
-    assert lag.read() == {}
+    assert refreshed() == {}
 
 
 def test_the_scrape_exports_counters_lag_and_dlq_depth() -> None:
@@ -86,6 +89,8 @@ def test_the_scrape_exports_counters_lag_and_dlq_depth() -> None:
     depth.refresh()
     metrics = SinkMetrics(stats, depth)
     metrics.lag.attach(ConsumerFigures(positions={0: 30}, highs={0: 34}))
+    metrics.lag.assigned({0: 12})
+    metrics.lag.refresh()
     metrics.batch_seconds.observe(0.2)
 
     got = scrape(metrics)

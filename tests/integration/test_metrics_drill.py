@@ -1,0 +1,148 @@
+"""The metrics under a drill, on the real stack: the sink's lag rises to exactly the records
+it has not stored while PostgreSQL is down and falls to 0 once it is back; poison records
+move the vote stage's dead-letter counter, and the DLQ depth, by exactly their number.
+
+Each figure is read from the services' own `/metrics` pages as Prometheus would scrape
+them. Nothing else produces during a test, so every delta is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from devstack import postgres, workers
+from devstack.python_services import SINK
+from devstack.raw_votes import RawVoteProducer, raw_vote
+from sbp.settings import Settings
+from tests.integration.conftest import Tenant
+from tests.integration.observe import vote_count, wait_for, worker_stats
+
+VOTES = 40
+POISON = 3
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(url, timeout=10).raise_for_status().text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def summed(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in samples.items()
+        if sample == name and labels.items() <= dict(sample_labels).items()
+    )
+
+
+def sink_metrics(settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return scrape(f"http://{settings.host}:{settings.sink_web_port}/metrics")
+
+
+def sink_lag(settings: Settings) -> float:
+    return summed(sink_metrics(settings), "sbp_consumer_lag_records", group="sbp-pg-sink")
+
+
+def worker_dead_letters(settings: Settings, reason: str) -> float:
+    return sum(
+        summed(
+            scrape(f"http://{settings.host}:{settings.worker_port(i)}/metrics"),
+            "sbp_dlq_records_total",
+            group="sbp-worker",
+            reason=reason,
+        )
+        for i in workers.running(settings)
+    )
+
+
+@pytest.fixture
+def postgres_restored(stack: Settings) -> Iterator[None]:
+    """PostgreSQL comes back even when the test fails, and the sink is ready again."""
+    yield
+    postgres.up(stack)
+    SINK.wait_ready(stack)
+
+
+def test_sink_lag_counts_what_waits_for_postgres_then_drains(
+    tenant: Tenant, postgres_restored: None
+) -> None:
+    settings = tenant.settings
+    # The registry needs PostgreSQL: the producer resolves its writer schema first, and
+    # one vote through the whole pipeline caches every schema the stage and sink use.
+    producer = RawVoteProducer(settings)
+    producer.produce([raw_vote(tenant.tenant_id, "b1", "z2", kind="air", value=5)])
+    producer.flush()
+    wait_for(lambda: vote_count(settings, tenant.tenant_id) == 1, 60, "the first vote stored")
+    wait_for(lambda: sink_lag(settings) == 0, 60, "the sink caught up")
+    first_before = worker_stats(settings).get("first", 0)
+
+    postgres.down(settings)
+    producer.produce(
+        raw_vote(tenant.tenant_id, "b1", "z1", kind="air", value=1, user_ref=f"ref-{i}")
+        for i in range(VOTES)
+    )
+    producer.flush()
+    # The vote stage does not need PostgreSQL: it emits every vote to votes.accepted ...
+    wait_for(
+        lambda: worker_stats(settings).get("first", 0) >= first_before + VOTES,
+        60,
+        "votes emitted while PostgreSQL is down",
+    )
+    # ... where the sink reads them and cannot store them: its lag is exactly those.
+    wait_for(lambda: sink_lag(settings) == VOTES, 60, f"sink lag at {VOTES}")
+    during = sink_metrics(settings)
+    assert summed(during, "sbp_sink_database_up") == 0
+    assert summed(during, "sbp_consumer_lag_records", group="sbp-pg-sink") == VOTES
+
+    postgres.up(settings)
+    wait_for(lambda: sink_lag(settings) == 0, 120, "sink lag back to 0")
+    assert vote_count(settings, tenant.tenant_id) == 1 + VOTES
+    after = sink_metrics(settings)
+    assert summed(after, "sbp_sink_database_up") == 1
+    assert summed(after, "sbp_sink_batch_duration_seconds_count") >= 1
+
+
+def test_poison_records_move_the_dead_letter_counter_and_depth_by_their_number(
+    tenant: Tenant,
+) -> None:
+    settings = tenant.settings
+    reason = "not_avro_framed"
+    # The depth is read every `dlq_depth_every_s`: a reading after any earlier test's.
+    depth_before = sink_dlq_depth_read_after(settings, time.time())
+    counted_before = worker_dead_letters(settings, reason)
+
+    with RawVoteProducer(settings) as producer:
+        key = f"{tenant.tenant_id}|b1|z1".encode()
+        for i in range(POISON):
+            producer.produce_bytes(key, b"not avro %d" % i)
+
+    wait_for(
+        lambda: worker_dead_letters(settings, reason) >= counted_before + POISON,
+        60,
+        f"{POISON} dead letters counted",
+    )
+    assert worker_dead_letters(settings, reason) == counted_before + POISON
+    # Read after the dead letters were confirmed: exactly those more are retained.
+    assert sink_dlq_depth_read_after(settings, time.time()) == depth_before + POISON
+
+
+def sink_dlq_depth_read_after(settings: Settings, moment: float) -> float:
+    """The DLQ depth from a reading taken after `moment` (the probe reads every few seconds)."""
+
+    def fresh() -> tuple[float] | None:
+        samples = sink_metrics(settings)
+        if summed(samples, "sbp_dlq_depth_read_timestamp_seconds") <= moment:
+            return None
+        return (summed(samples, "sbp_dlq_depth_records", topic="votes.dlq"),)
+
+    return wait_for(fresh, 3 * settings.dlq_depth_every_s + 10, "a fresh DLQ depth reading")[0]
