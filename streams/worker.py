@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
@@ -184,8 +185,9 @@ def _highwater(app: faust.App, partition: int) -> int | None:
     """The high watermark the consumer learnt from its last fetch of the partition."""
     try:
         return int(app.consumer.highwater(TP(VOTES_RAW.name, partition)))
-    except (AssertionError, TypeError):
-        # Revoked a moment ago (aiokafka asserts the assignment), or not fetched yet.
+    except (AssertionError, KeyError, TypeError, ConsumerNotStarted):
+        # Revoked a moment ago (aiokafka asserts the assignment), not fetched yet, or
+        # the consumer not started: no figure for it in this scrape.
         return None
 
 
