@@ -1,6 +1,8 @@
 """The metrics under a drill, on the real stack: the sink's lag rises to exactly the records
 it has not stored while PostgreSQL is down and falls to 0 once it is back; poison records
-move the vote stage's dead-letter counter, and the DLQ depth, by exactly their number.
+move the vote stage's dead-letter counter, and the DLQ depth, by exactly their number; a
+vote batch through the gateway is counted under its route and tenant, and each of its
+votes ends one ingest→publish latency.
 
 Each figure is read from the services' own `/metrics` pages as Prometheus would scrape
 them. Nothing else produces during a test, so every delta is exact.
@@ -16,17 +18,20 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import postgres, workers
-from devstack.python_services import SINK
+from devstack.python_services import GATEWAY, SINK
 from devstack.raw_votes import RawVoteProducer, raw_vote
 from sbp.settings import Settings
 from tests.integration.conftest import Tenant
 from tests.integration.observe import vote_count, wait_for, worker_stats
+from tests.integration.votes import vote
 
 VOTES = 40
 POISON = 3
+# (sample name, sorted labels) → value, as one scrape shows them.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(url: str) -> Samples:
     text = httpx.get(url, timeout=10).raise_for_status().text
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -35,9 +40,7 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def summed(
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float:
+def summed(samples: Samples, name: str, **labels: str) -> float:
     return sum(
         value
         for (sample, sample_labels), value in samples.items()
@@ -45,7 +48,7 @@ def summed(
     )
 
 
-def sink_metrics(settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def sink_metrics(settings: Settings) -> Samples:
     return scrape(f"http://{settings.host}:{settings.sink_web_port}/metrics")
 
 
@@ -67,10 +70,12 @@ def worker_dead_letters(settings: Settings, reason: str) -> float:
 
 @pytest.fixture
 def postgres_restored(stack: Settings) -> Iterator[None]:
-    """PostgreSQL comes back even when the test fails, and the sink is ready again."""
+    """PostgreSQL comes back even when the test fails, and the sink and the gateway (whose
+    connections find their way back on their own) are ready again."""
     yield
     postgres.up(stack)
     SINK.wait_ready(stack)
+    GATEWAY.wait_ready(stack)
 
 
 def test_sink_lag_counts_what_waits_for_postgres_then_drains(
@@ -146,3 +151,57 @@ def sink_dlq_depth_read_after(settings: Settings, moment: float) -> float:
         return (summed(samples, "sbp_dlq_depth_records", topic="votes.dlq"),)
 
     return wait_for(fresh, 3 * settings.dlq_depth_every_s + 10, "a fresh DLQ depth reading")[0]
+
+
+def gateway_metrics(settings: Settings) -> Samples:
+    return scrape(f"http://{settings.host}:{settings.gateway_metrics_port}/metrics")
+
+
+def ingest_to_publish_count(settings: Settings) -> float:
+    return sum(
+        summed(
+            scrape(f"http://{settings.host}:{settings.worker_port(i)}/metrics"),
+            "sbp_ingest_to_publish_seconds_count",
+        )
+        for i in workers.running(settings)
+    )
+
+
+def test_votes_through_the_gateway_are_counted_per_route_and_tenant_and_timed_to_publish(
+    tenant: Tenant,
+) -> None:
+    settings = tenant.settings
+    route = {"route": "/api/v1/votes/batch", "method": "POST", "status": "200"}
+    # This process labels the first tenants it sees; later ones are `other`.
+    labels = (tenant.tenant_id, "other")
+    before = gateway_metrics(settings)
+    published_before = ingest_to_publish_count(settings)
+
+    items = [vote("z3", v) for v in (-1, 0, 1)]
+    answer = httpx.post(
+        f"{tenant.gateway}/api/v1/votes/batch",
+        json={"items": items},
+        headers=tenant.headers(),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["counts"]["accepted"] == 3
+    unauthenticated = httpx.post(f"{tenant.gateway}/api/v1/votes/batch", json={}, timeout=30)
+    assert unauthenticated.status_code == 401
+
+    after = gateway_metrics(settings)
+
+    def delta(**labels: str) -> float:
+        name = "sbp_http_requests_total"
+        return summed(after, name, **labels) - summed(before, name, **labels)
+
+    assert sum(delta(**route, tenant=label) for label in labels) == 1
+    assert delta(**{**route, "status": "401"}, tenant="none") == 1
+
+    # Each accepted vote ends its ingest→publish latency once, when its zone is published.
+    wait_for(
+        lambda: ingest_to_publish_count(settings) >= published_before + 3,
+        60,
+        "three votes published",
+    )
+    assert ingest_to_publish_count(settings) == published_before + 3
