@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -37,6 +37,7 @@ from identity.account_store import purge_expired
 from identity.auth_service import AuthService, TokenSettings
 from identity.keyring import LocalKeyring
 from identity.signing_keys import KeySet, refresh_periodically
+from sbp.metrics.http_server import MetricsServer
 from sbp.settings import Settings, get_settings
 from schemas import catalog
 from schemas.codec import AvroCodec, registry_client
@@ -103,9 +104,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = app.state
         state.settings = settings
-        # Its own port and threads: a scrape never waits on, or for, the event loop.
-        metrics_server, metrics_thread = start_http_server(
-            settings.gateway_metrics_port, addr=settings.host, registry=metrics.registry
+        metrics_server = MetricsServer(
+            metrics.registry, settings.host, settings.gateway_metrics_port
         )
         state.keyset = KeySet.load_or_create(settings.keys_dir)
         codec = AvroCodec(registry_client(settings))
@@ -158,9 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.pg.close()
             await state.redis.aclose()
             await state.redis_text.aclose()
-            metrics_server.shutdown()
-            metrics_server.server_close()
-            metrics_thread.join(timeout=5)
+            metrics_server.close()
 
     return Starlette(
         routes=[

@@ -11,8 +11,10 @@
 - An exception that escapes the route is counted as a 500, as the client sees it.
 
 Served on a port of its own (`Settings.gateway_metrics_port`, bound to the
-internal host), by prometheus-client's threaded server: a scrape never runs on
-the event loop and never shares the public API's port.
+internal host) by sbp/metrics/http_server.py: a scrape never runs on the event
+loop and never shares the public API's port. The tenant service uses the same
+middleware; the gateway's own count of the admin routes it forwards is `none`
+(the tenant service authenticates them, and labels them there).
 """
 
 from __future__ import annotations

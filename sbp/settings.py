@@ -37,6 +37,8 @@ class Settings(BaseModel):
     admin_port: int = 18010
     # Where the gateway finds it when it runs elsewhere (a container, production).
     admin_url_override: str | None = None
+    # Its Prometheus metrics, like the gateway's: admin_port + 1 unless set.
+    admin_metrics_port_override: int | None = None
     # The first faust worker's web server: readiness (/ready), /stats and /metrics. Worker
     # instance i listens on worker_web_port + i - 1.
     worker_web_port: int = 18066
@@ -194,6 +196,12 @@ class Settings(BaseModel):
         if self.gateway_metrics_port_override is not None:
             return self.gateway_metrics_port_override
         return self.gateway_port + 1
+
+    @property
+    def admin_metrics_port(self) -> int:
+        if self.admin_metrics_port_override is not None:
+            return self.admin_metrics_port_override
+        return self.admin_port + 1
 
     def worker_port(self, instance: int | None = None) -> int:
         return self.worker_web_port + (instance or self.worker_instance) - 1

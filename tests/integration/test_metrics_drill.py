@@ -21,6 +21,7 @@ from devstack import postgres, workers
 from devstack.python_services import GATEWAY, SINK
 from devstack.raw_votes import RawVoteProducer, raw_vote
 from sbp.settings import Settings
+from tests.integration.admin_calls import ADMIN, fresh_tenant
 from tests.integration.conftest import Tenant
 from tests.integration.observe import vote_count, wait_for, worker_stats
 from tests.integration.votes import vote
@@ -205,3 +206,20 @@ def test_votes_through_the_gateway_are_counted_per_route_and_tenant_and_timed_to
         "three votes published",
     )
     assert ingest_to_publish_count(settings) == published_before + 3
+
+
+def test_the_tenant_service_counts_forwarded_admin_calls_under_the_verified_tenant(
+    stack: Settings,
+) -> None:
+    tenant_id, tenant_admin = fresh_tenant(stack)
+    route = {"route": "/api/v1/admin/buildings", "method": "GET", "status": "200"}
+    url = f"http://{stack.host}:{stack.admin_metrics_port}/metrics"
+    before = scrape(url)
+    assert tenant_admin("GET", f"{ADMIN}/buildings").status_code == 200
+    after = scrape(url)
+    name = "sbp_http_requests_total"
+    counted = sum(
+        summed(after, name, **route, tenant=label) - summed(before, name, **route, tenant=label)
+        for label in (tenant_id, "other")
+    )
+    assert counted == 1
