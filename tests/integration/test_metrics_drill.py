@@ -10,17 +10,21 @@ them. Nothing else produces during a test, so every delta is exact.
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from confluent_kafka.schema_registry import Schema
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import postgres, workers
-from devstack.python_services import GATEWAY, SINK
+from devstack.python_services import GATEWAY, REGISTRY, SINK
 from devstack.raw_votes import RawVoteProducer, raw_vote
 from sbp.settings import Settings
+from schemas.codec import registry_client
 from tests.integration.admin_calls import ADMIN, fresh_tenant
 from tests.integration.conftest import Tenant
 from tests.integration.observe import vote_count, wait_for, worker_stats
@@ -116,6 +120,73 @@ def test_sink_lag_counts_what_waits_for_postgres_then_drains(
     after = sink_metrics(settings)
     assert summed(after, "sbp_sink_database_up") == 1
     assert summed(after, "sbp_sink_batch_duration_seconds_count") >= 1
+
+
+@pytest.fixture
+def registry_restored(stack: Settings) -> Iterator[None]:
+    yield
+    REGISTRY.up(stack)
+
+
+def worker_samples(settings: Settings) -> list[Samples]:
+    return [
+        scrape(f"http://{settings.host}:{settings.worker_port(i)}/metrics")
+        for i in workers.running(settings)
+    ]
+
+
+def worker_lag(settings: Settings) -> float:
+    return sum(
+        summed(samples, "sbp_consumer_lag_records", group="sbp-worker")
+        for samples in worker_samples(settings)
+    )
+
+
+def test_worker_lag_counts_what_waits_behind_a_stalled_batch_then_drains(
+    tenant: Tenant, registry_restored: None
+) -> None:
+    """The vote stage waits out a registry outage inside the batch that needs a schema it
+    has not seen: the worker is paused on that record, alive and scraped."""
+    settings = tenant.settings
+    # A schema registered now, so no worker has ever fetched its id.
+    probe = uuid.uuid4().hex[:12]
+    schema = {"type": "record", "name": f"Probe{probe}", "fields": [{"name": "n", "type": "long"}]}
+    with registry_client(settings) as client:
+        unseen = client.register_schema(f"drill-{probe}-value", Schema(json.dumps(schema), "AVRO"))
+    wait_for(lambda: worker_lag(settings) == 0, 60, "the vote stage caught up")
+    first_before = worker_stats(settings).get("first", 0)
+    letters_before = sum(
+        summed(samples, "sbp_dlq_records_total", group="sbp-worker")
+        for samples in worker_samples(settings)
+    )
+
+    # The producer looks its writer schema up now, while the registry answers.
+    producer = RawVoteProducer(settings)
+    REGISTRY.down(settings)
+    # Framed with that id and no body: the stage must ask the registry for it.
+    producer.produce_bytes(
+        f"{tenant.tenant_id}|b1|z4".encode(), b"\x00" + unseen.to_bytes(4, "big")
+    )
+    producer.flush()
+    wait_for(lambda: worker_lag(settings) == 1, 60, "the stage stalled on the record")
+    producer.produce(
+        raw_vote(tenant.tenant_id, "b1", "z4", kind="noise", value=4, user_ref=f"ref-{i}")
+        for i in range(VOTES)
+    )
+    producer.flush()
+    # Every vote behind the stalled record, on its partition, and the record itself.
+    wait_for(lambda: worker_lag(settings) == VOTES + 1, 60, f"worker lag at {VOTES + 1}")
+    assert worker_stats(settings).get("first", 0) == first_before
+
+    REGISTRY.up(settings)
+    wait_for(lambda: worker_lag(settings) == 0, 120, "worker lag back to 0")
+    assert worker_stats(settings).get("first", 0) == first_before + VOTES
+    letters = sum(
+        summed(samples, "sbp_dlq_records_total", group="sbp-worker")
+        for samples in worker_samples(settings)
+    )
+    # The record has no body for that schema: one dead letter.
+    assert letters == letters_before + 1
 
 
 def test_poison_records_move_the_dead_letter_counter_and_depth_by_their_number(
