@@ -260,6 +260,8 @@ def test_votes_through_the_gateway_are_counted_per_route_and_tenant_and_timed_to
     assert answer.json()["counts"]["accepted"] == 3
     unauthenticated = httpx.post(f"{tenant.gateway}/api/v1/votes/batch", json={}, timeout=30)
     assert unauthenticated.status_code == 401
+    # The metrics are never on the public API's port.
+    assert httpx.get(f"{tenant.gateway}/metrics", timeout=30).status_code == 404
 
     after = gateway_metrics(settings)
 
