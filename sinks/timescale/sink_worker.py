@@ -32,9 +32,10 @@ Invariants:
   table, bad credentials) stops the process with a CRITICAL line.
 - **Bounded.** A batch holds at most `BATCH_MAX` records, librdkafka's
   prefetch is capped, and the counters are fixed in number.
-- **Observed without cost per record.** `/metrics` (sink_metrics.py) reads the
-  lag from the consumer's own figures in the web thread; the loop only marks a
-  batch's first offsets, and times the batch.
+- **Observed without cost per record.** The loop works its lag out from the
+  consumer's own figures after each `consume()` and on each retry, marks a
+  batch's first offsets and times the batch; `/metrics` (sink_metrics.py),
+  served in the web thread, reads those figures and never calls the consumer.
 
 Exit codes: 0 after SIGTERM/SIGINT (the current batch finished and committed,
 or, during an outage, left uncommitted to be read again); 78 (EX_CONFIG) on a
