@@ -31,7 +31,7 @@ from streams.topics import VOTES_RAW, WORKER_APP_ID
 # From a quiet pipeline (the next one-second publish tick) to a backlog being worked off.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 # The stage's counters (streams/agents/vote_stage.py) behind each exported series.
-VOTE_OUTCOMES = ("first", "replay", "duplicate", "not_live")
+VOTE_OUTCOMES = ("first", "replay", "duplicate")
 SKIPPED = {"below_progress": "skipped_skip", "past_gap": "skipped_gap"}
 SEEKS = {"quiet": "quiet_seeks", "overdue": "overdue_seeks"}
 TIMER_ERROR_PREFIX = "timer_errors_"
@@ -88,9 +88,14 @@ def families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
     yield _counter(
         "sbp_vote_stage_votes",
         "Votes judged by the vote stage: first seen, replayed after a crash (emitted again), "
-        "duplicate (dropped), or too old for the live windows.",
+        "or duplicate (dropped). The outcomes exclude each other.",
         "outcome",
         {outcome: stage.get(outcome, 0) for outcome in VOTE_OUTCOMES},
+    )
+    yield CounterMetricFamily(
+        "sbp_vote_stage_votes_not_live",
+        "Emitted votes too old for any live window: stored, never in the live windows.",
+        value=stage.get("not_live", 0),
     )
     yield _counter(
         "sbp_vote_stage_records_skipped",

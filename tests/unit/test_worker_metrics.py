@@ -52,6 +52,7 @@ async def test_a_scrape_exports_the_snapshot_taken_at_that_scrape() -> None:
             "first": 10,
             "replay": 2,
             "duplicate": 1,
+            "not_live": 1,
             "assigned": 24,
             "revoked": 12,
             "gaps_repaired": 1,
@@ -73,6 +74,9 @@ async def test_a_scrape_exports_the_snapshot_taken_at_that_scrape() -> None:
     assert got[("sbp_consumer_partitions_revoked_total", worker)] == 12
     assert got[("sbp_vote_stage_votes_total", (("outcome", "replay"),))] == 2
     assert got[("sbp_vote_stage_votes_total", (("outcome", "first"),))] == 10
+    # A vote too old for the windows is also first or replay: a counter of its own.
+    assert ("sbp_vote_stage_votes_total", (("outcome", "not_live"),)) not in got
+    assert got[("sbp_vote_stage_votes_not_live_total", ())] == 1
     assert got[("sbp_vote_stage_gaps_repaired_total", ())] == 1
     assert got[("sbp_vote_stage_records_skipped_total", (("reason", "below_progress"),))] == 5
     assert got[("sbp_dlq_records_total", (*worker, ("reason", "undecodable")))] == 3
