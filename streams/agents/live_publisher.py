@@ -83,6 +83,9 @@ class LivePublisher:
             snapshot(zone, kinds, now, windows, self.config.zone(*zone.split("|")))
             for zone, kinds in due
         ]
+        # Taken with the snapshots: votes a batch applies while Redis answers are in
+        # the next publish, and end their latency there.
+        waiting = {zone: self.stage.live.take_waiting(zone) for zone, _kinds in due}
         try:
             await write_snapshots(self.redis, snapshots)
         except aioredis.RedisError:
@@ -92,15 +95,12 @@ class LivePublisher:
                 partition = self._partition_of(zone)
                 if partition is not None:
                     self.stage.live.dirty[zone] = partition
+                    self.stage.live.received(zone, waiting[zone])
             return
         self.published += len(snapshots)
         published_at = time.time()
         self.observe_latencies(
-            [
-                published_at - received_at
-                for zone, _kinds in due
-                for received_at in self.stage.live.take_waiting(zone)
-            ]
+            [published_at - received_at for times in waiting.values() for received_at in times]
         )
 
     async def _remove_deleted_zones(self) -> bool:
