@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,6 +27,7 @@ from gateway.login_throttle import RedisLoginThrottle
 from gateway.mark_store import MarkStore
 from gateway.publisher import KafkaPublisher
 from gateway.rate_budget import RateBudget
+from gateway.request_metrics import RequestMetrics, RequestMetricsMiddleware
 from gateway.responses import OrjsonResponse
 from gateway.stream_routes import building_stream
 from gateway.vote_ingest import IngestContext
@@ -34,6 +37,7 @@ from identity.account_store import purge_expired
 from identity.auth_service import AuthService, TokenSettings
 from identity.keyring import LocalKeyring
 from identity.signing_keys import KeySet, refresh_periodically
+from sbp.metrics.http_server import MetricsServer
 from sbp.settings import Settings, get_settings
 from sbp.tracing.provider import open_tracing
 from schemas import catalog
@@ -96,11 +100,15 @@ async def _purge_auth_rows(auth_pg: ReconnectingConnection, every_s: float = 360
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    metrics = RequestMetrics(CollectorRegistry(), settings.metrics_tenant_label_cap)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = app.state
         state.settings = settings
+        metrics_server = MetricsServer(
+            metrics.registry, settings.host, settings.gateway_metrics_port
+        )
         state.keyset = KeySet.load_or_create(settings.keys_dir)
         codec = AvroCodec(registry_client(settings))
         versions = catalog.subjects()[RAW_SUBJECT]
@@ -158,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.redis_text.aclose()
             if state.tracing is not None:
                 await asyncio.to_thread(state.tracing.close)
+            metrics_server.close()
 
     return Starlette(
         routes=[
@@ -179,5 +188,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/v1/votes", vote_single, methods=["POST"]),
             Route("/api/v1/buildings/{building_id}/stream", building_stream),
         ],
+        middleware=[Middleware(RequestMetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
     )

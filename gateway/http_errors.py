@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.requests import ClientDisconnect, Request
 
 from gateway.batch_request import RequestRejected
+from gateway.request_metrics import note_tenant
 from gateway.responses import OrjsonResponse
 from gateway.zone_directory import DirectoryUnavailable, TenantZones
 from identity.principal import Principal
@@ -55,6 +56,7 @@ def authenticate(request: Request, action: Action) -> Principal:
         )
     except TokenError as exc:
         raise RequestRejected(401, exc.code, exc.message) from exc
+    note_tenant(request.scope, principal.tenant_id)
     try:
         authorize(principal, action)
     except Forbidden as exc:

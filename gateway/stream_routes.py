@@ -46,6 +46,7 @@ from gateway import sse_tickets
 from gateway.batch_request import RequestRejected
 from gateway.http_errors import authenticate, error_response, tenant_zones
 from gateway.live_fanout import LiveFanout, stream_id_key
+from gateway.request_metrics import note_tenant
 from identity.principal import Principal
 from identity.rbac import Action, BuildingAccess, Forbidden, authorize, building_access
 from sinks.live.redis_keys import building_events, comfort_snapshots
@@ -227,6 +228,7 @@ async def _stream_principal(request: Request) -> Principal:
         raise RequestRejected(
             503, "live_unavailable", "live updates unavailable", retry_after_s=5
         ) from exc
+    note_tenant(request.scope, principal.tenant_id)
     try:
         authorize(principal, Action.BUILDING_STREAM)
     except Forbidden as exc:

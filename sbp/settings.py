@@ -38,14 +38,24 @@ class Settings(BaseModel):
     admin_port: int = 18010
     # Where the gateway finds it when it runs elsewhere (a container, production).
     admin_url_override: str | None = None
-    # The first faust worker's web server: readiness (/ready) and /stats. Worker
+    # Its Prometheus metrics, like the gateway's: admin_port + 1 unless set.
+    admin_metrics_port_override: int | None = None
+    # The first faust worker's web server: readiness (/ready), /stats and /metrics. Worker
     # instance i listens on worker_web_port + i - 1.
     worker_web_port: int = 18066
     # Unique per worker process of the group: its static member id, web port and
     # data dir derive from it (`sbp dev up --workers N` numbers them 1..N).
     worker_instance: int = 1
-    # The PostgreSQL sink's readiness (/ready) and /stats.
+    # The PostgreSQL sink's readiness (/ready), /stats and /metrics.
     sink_web_port: int = 18090
+    # The gateway's Prometheus metrics, on a port of their own bound to `host`, never
+    # on the public API: gateway_port + 1 unless set (0: any free port, for tests).
+    gateway_metrics_port_override: int | None = None
+    # Distinct tenants per process that get a `tenant` label of their own in the
+    # gateway's metrics; the rest are labelled `other` (sbp/metrics/tenant_labels.py).
+    metrics_tenant_label_cap: int = 50
+    # How often the sink reads votes.dlq's start and end offsets for the DLQ depth.
+    dlq_depth_every_s: float = 15.0
 
     # How long the vote stage keeps a dedup entry after the vote's clientTs: the
     # 7-day too_old horizon, plus the 2-minute future skew, plus an hour of margin
@@ -215,6 +225,18 @@ class Settings(BaseModel):
     def keys_dir(self) -> Path:
         """Signing keys and the local keyring; production mounts a secret store here."""
         return self.state_dir / "keys"
+
+    @property
+    def gateway_metrics_port(self) -> int:
+        if self.gateway_metrics_port_override is not None:
+            return self.gateway_metrics_port_override
+        return self.gateway_port + 1
+
+    @property
+    def admin_metrics_port(self) -> int:
+        if self.admin_metrics_port_override is not None:
+            return self.admin_metrics_port_override
+        return self.admin_port + 1
 
     def worker_port(self, instance: int | None = None) -> int:
         return self.worker_web_port + (instance or self.worker_instance) - 1

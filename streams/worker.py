@@ -4,7 +4,8 @@ Builds the faust app, the vote-state table, the stage agent and its two timers
 (live publishing, state expiry), the config view (every tenant's zones and
 settings, followed in a thread of its own: streams/config_view.py), and the
 worker's pages: `/ready` (partitions assigned, the state recovered, and the
-config view caught up with the config topics) and `/stats` (what the stage did).
+config view caught up with the config topics), `/stats` (what the stage did)
+and `/metrics` (Prometheus: streams/worker_metrics.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from sbp.settings import Settings, get_settings
 from sbp.tracing.provider import open_tracing
@@ -40,6 +44,7 @@ from streams.partition_state import PartitionState
 from streams.tables.live_buckets import LiveBuckets
 from streams.tables.vote_batch import Horizons
 from streams.topics import VOTE_STATE_CHANGELOG, VOTES_ACCEPTED, VOTES_DLQ, VOTES_RAW, WORKER_APP_ID
+from streams.worker_metrics import WorkerMetrics, WorkerSnapshot, lag_of
 
 SWEEP_EVERY_S = 5.0
 STAGE_SERVICE = "sbp-vote-stage"
@@ -93,13 +98,35 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
         group_id=WORKER_CONFIG_GROUP,
     )
     config.start()
-    publisher = LivePublisher(stage, connect(settings.redis_url_for("worker")), config)
+
+    def snapshot() -> WorkerSnapshot:
+        held = stage.consumer.held()
+        return WorkerSnapshot(
+            lag=lag_of(
+                {p: c.expected for p, c in stage.cursors.items() if p in held},
+                lambda partition: _highwater(app, partition),
+            ),
+            held=len(held),
+            stage=dict(stage.stats.counts),
+            dead_letters=dict(stage.dead_letters.counts),
+            published=publisher.published,
+        )
+
+    metrics = WorkerMetrics(snapshot)
+    publisher = LivePublisher(
+        stage,
+        connect(settings.redis_url_for("worker")),
+        config,
+        observe_latencies=metrics.observe_latencies,
+    )
     sweeper = StateSweeper(stage)
     gc_meter = GcMeter().install()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_kwargs: Any) -> None:
-        stage.forget({tp.partition for tp in revoked if tp.topic == VOTES_RAW.name})
+        partitions = {tp.partition for tp in revoked if tp.topic == VOTES_RAW.name}
+        stage.stats.counts["revoked"] += len(partitions)
+        stage.forget(partitions)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_config_view(sender: Any, **_kwargs: Any) -> None:
@@ -150,7 +177,24 @@ def build(settings: Settings) -> tuple[faust.App, VoteStage]:
                 }
             )
 
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            # As a header: aiohttp refuses a charset in its content_type argument.
+            body = await metrics.render()
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
     return app, stage
+
+
+def _highwater(app: faust.App, partition: int) -> int | None:
+    """The high watermark the consumer learnt from its last fetch of the partition."""
+    try:
+        return int(app.consumer.highwater(TP(VOTES_RAW.name, partition)))
+    except (AssertionError, KeyError, TypeError, ConsumerNotStarted):
+        # Revoked a moment ago (aiokafka asserts the assignment), not fetched yet, or
+        # the consumer not started: no figure for it in this scrape.
+        return None
 
 
 async def _guarded(what: str, tick: Callable[[], Awaitable[None]], stage: VoteStage) -> None:

@@ -1,11 +1,12 @@
-"""The sink's readiness and counters over HTTP: `GET /ready` and `GET /stats`.
+"""The sink's readiness and counters over HTTP: `GET /ready`, `GET /stats` and `GET /metrics`.
 
 A stdlib server on a daemon thread: the sink loop only bumps counters under a
 lock, and the server reads a copy. `/ready` is 200 once the consumer holds
 partitions and the database answered its last request, 503 otherwise (a
 PostgreSQL outage makes the sink unready while it waits, which is what an
-operator wants to see). Nothing here grows with traffic: counters and the set
-of assigned partitions only.
+operator wants to see). `/metrics` is the Prometheus text of
+sinks/timescale/sink_metrics.py, rendered in this server's thread. Nothing
+here grows with traffic: counters and the set of assigned partitions only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -41,10 +43,16 @@ class SinkStats:
     def assigned(self, partitions: list[tuple[str, int]]) -> None:
         with self._lock:
             self._assigned.update(partitions)
+            self._counts["partitions_assigned"] += len(partitions)
 
     def revoked(self, partitions: list[tuple[str, int]]) -> None:
         with self._lock:
             self._assigned.difference_update(partitions)
+            self._counts["partitions_revoked"] += len(partitions)
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
     def ready(self) -> bool:
         with self._lock:
@@ -64,7 +72,12 @@ class SinkStats:
             }
 
 
-def _handler(stats: SinkStats) -> type[BaseHTTPRequestHandler]:
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _handler(
+    stats: SinkStats, render_metrics: Callable[[], bytes] | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/ready":
@@ -72,13 +85,17 @@ def _handler(stats: SinkStats) -> type[BaseHTTPRequestHandler]:
                 self._send(200 if ready else 503, {"ready": ready})
             elif self.path == "/stats":
                 self._send(200, stats.snapshot())
+            elif self.path == "/metrics" and render_metrics is not None:
+                self._send_bytes(200, render_metrics(), METRICS_CONTENT_TYPE)
             else:
                 self._send(404, {"error": {"code": "not_found", "message": self.path}})
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
+            self._send_bytes(status, json.dumps(body).encode(), "application/json")
+
+        def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -91,8 +108,14 @@ def _handler(stats: SinkStats) -> type[BaseHTTPRequestHandler]:
 
 
 class SinkWebServer:
-    def __init__(self, host: str, port: int, stats: SinkStats) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler(stats))
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        stats: SinkStats,
+        render_metrics: Callable[[], bytes] | None = None,
+    ) -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler(stats, render_metrics))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sink-web", daemon=True

@@ -34,6 +34,10 @@ Invariants:
   table, bad credentials) stops the process with a CRITICAL line.
 - **Bounded.** A batch holds at most `BATCH_MAX` records, librdkafka's
   prefetch is capped, and the counters are fixed in number.
+- **Observed without cost per record.** The loop works its lag out from the
+  consumer's own figures after each `consume()` and on each retry, marks a
+  batch's first offsets and times the batch; `/metrics` (sink_metrics.py),
+  served in the web thread, reads those figures and never calls the consumer.
 
 Exit codes: 0 after SIGTERM/SIGINT (the current batch finished and committed,
 or, during an outage, left uncommitted to be read again); 78 (EX_CONFIG) on a
@@ -53,6 +57,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 from opentelemetry.trace import Tracer
 
 from sbp.settings import Settings, get_settings
@@ -64,11 +69,13 @@ from schemas.codec import AvroCodec, DecodeError, RegistryUnavailable, Writer, r
 from sinks.timescale.pg_failures import PermanentDatabaseError, describe
 from sinks.timescale.retry_policy import until_success
 from sinks.timescale.sink_batch import PendingVote, commit_positions, group_by_tenant
+from sinks.timescale.sink_metrics import SinkMetrics
 from sinks.timescale.sink_web import SinkStats, SinkWebServer
 from sinks.timescale.vote_store import UnknownTenant, VoteStore
 from sinks.timescale.vote_writer import to_row
 from streams.batch_producer import BatchProducer, DeliveryFailed
 from streams.dlq import DeadLetters, SourceRecord
+from streams.dlq_depth import DlqDepth, kafka_offsets
 from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED, VOTES_DLQ
 
 log = logging.getLogger("sinks.timescale.sink_worker")
@@ -77,6 +84,7 @@ BATCH_MAX = 2000
 POLL_TIMEOUT_S = 0.5
 # How long an idle sink trusts its last database exchange before asking again.
 IDLE_PING_S = 5.0
+COMMITTED_TIMEOUT_S = 5.0
 
 SINK_SERVICE = "sbp-pg-sink"
 
@@ -146,8 +154,10 @@ class SinkWorker:
         stop: threading.Event,
         topic: str = VOTES_ACCEPTED.name,
         tracer: Tracer | None = None,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self._consumer = consumer
+        self._metrics = metrics or SinkMetrics(stats)
         self._topic = topic
         self._store = store
         self._codec = codec
@@ -181,6 +191,8 @@ class SinkWorker:
 
     def _count_retry(self) -> None:
         self._stats.add(retries=1)
+        # A batch waiting out an outage: the lag keeps being worked out meanwhile.
+        self._metrics.lag.refresh()
 
     def subscribe(self) -> None:
         # Rebalance callbacks run inside consume(), and consume() is called only
@@ -194,18 +206,30 @@ class SinkWorker:
             on_lost=self._on_revoke,
         )
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._stats.assigned([(tp.topic, tp.partition) for tp in partitions])
         log.info("assigned %d partitions", len(partitions))
+        starts: dict[int, int | None] = {tp.partition: None for tp in partitions}
+        try:
+            # Once per assignment, never per scrape: where each partition starts,
+            # so its lag is known before its first record arrives.
+            committed = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+        except KafkaException as exc:
+            log.warning("committed offsets not read (%s); lag shown from the first record", exc)
+        else:
+            starts.update({tp.partition: tp.offset for tp in committed if tp.offset >= 0})
+        self._metrics.lag.assigned(starts)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._stats.revoked([(tp.topic, tp.partition) for tp in partitions])
+        self._metrics.lag.revoked(tp.partition for tp in partitions)
         log.info("revoked %d partitions", len(partitions))
 
     def run(self) -> int:
         while not self._stop.is_set():
             messages = self._consumer.consume(num_messages=BATCH_MAX, timeout=POLL_TIMEOUT_S)
             if not messages:
+                self._metrics.lag.refresh()
                 self._check_idle_database()
                 continue
             try:
@@ -230,6 +254,22 @@ class SinkWorker:
         self._loop.close()
 
     def _handle(self, messages: list[Message]) -> None:
+        started = time.monotonic()
+        first_offsets: dict[int, int] = {}
+        for msg in messages:
+            if msg.error() is None:
+                first_offsets.setdefault(msg.partition() or 0, msg.offset() or 0)
+        # Until its commit, the batch counts as lag from its first offsets.
+        self._metrics.lag.batch_started(first_offsets)
+        self._metrics.lag.refresh()
+        try:
+            self._store_and_commit(messages)
+        finally:
+            self._metrics.lag.batch_finished()
+        self._metrics.lag.refresh()
+        self._metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _store_and_commit(self, messages: list[Message]) -> None:
         positions: list[tuple[str, int, int]] = []
         pending: list[PendingVote[Message]] = []
         letters: list[Letter] = []
@@ -324,14 +364,24 @@ def _resolve_writers(codec: AvroCodec, stop: threading.Event) -> Writer:
 
 def run(settings: Settings, stop: threading.Event) -> int:
     stats = SinkStats()
-    web = SinkWebServer(settings.host, settings.sink_web_port, stats)
+    admin_config: dict[str, str | int | float | bool] = {
+        **settings.kafka_config("sink"),
+        "client.id": f"{PG_SINK_GROUP}-dlq-depth",
+    }
+    dlq_depth = DlqDepth(kafka_offsets(AdminClient(admin_config)), settings.dlq_depth_every_s)
+    metrics = SinkMetrics(stats, dlq_depth)
+    web = SinkWebServer(settings.host, settings.sink_web_port, stats, metrics.render)
     web.start()
+    dlq_depth.start()
     registry = registry_client(settings)
+
+    def database_retry() -> None:
+        stats.add(retries=1)
+        # On the loop's thread, which waits here: the lag is worked out meanwhile.
+        metrics.lag.refresh()
+
     store = VoteStore(
-        settings.pg_dsn("sink"),
-        stop,
-        on_retry=lambda: stats.add(retries=1),
-        on_health=stats.set_db_ok,
+        settings.pg_dsn("sink"), stop, on_retry=database_retry, on_health=stats.set_db_ok
     )
     producer: BatchProducer | None = None
     consumer: Consumer | None = None
@@ -343,6 +393,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         store.open()
         producer = BatchProducer(settings.kafka_config("sink"), client_id=f"{PG_SINK_GROUP}-dlq")
         consumer = Consumer(consumer_config(settings))
+        metrics.lag.attach(consumer)
         dead_letters = DeadLetters(codec, dlq_writer, PG_SINK_GROUP)
         worker = SinkWorker(
             consumer,
@@ -353,6 +404,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
             stats,
             stop,
             tracer=tracing.tracer if tracing else None,
+            metrics=metrics,
         )
         worker.subscribe()
         log.info(
@@ -383,6 +435,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         # close() leaves the group at once, so the partitions move without
         # waiting for the session timeout; it commits nothing (auto-commit off).
         if consumer is not None:
+            metrics.lag.detach()
             consumer.close()
         if producer is not None:
             producer.close()
@@ -390,6 +443,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
             worker.close()
         store.close()
         registry.close()
+        dlq_depth.stop()
         web.stop()
         if tracing is not None:
             tracing.close()

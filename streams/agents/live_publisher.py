@@ -19,11 +19,18 @@ due again (a vote accepted just before the deletion, buckets recovered after a
 restart) is dropped instead of published. The first tick after a start takes
 every removal the view remembers, so a deletion made while the worker was down
 is applied too. Event shapes: streams/tables/live_events.py.
+
+Once a zone's snapshot is written (and so on its building's stream, which SSE
+reads), each vote it shows for the first time ends its ingest→publish latency:
+now minus the vote's `receivedAt` at the gateway, in wall-clock time (never
+the injectable window clock), handed to `observe_latencies` once per tick.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -39,10 +46,17 @@ ZONES_PER_FLUSH = 500
 
 
 class LivePublisher:
-    def __init__(self, stage: VoteStage, redis: aioredis.Redis, config: ConfigView) -> None:
+    def __init__(
+        self,
+        stage: VoteStage,
+        redis: aioredis.Redis,
+        config: ConfigView,
+        observe_latencies: Callable[[list[float]], None] = lambda _seconds: None,
+    ) -> None:
         self.stage = stage
         self.redis = redis
         self.config = config
+        self.observe_latencies = observe_latencies
         self.published = 0
         # Snapshots of deleted zones removed from Redis, and due zones not published
         # because they were deleted.
@@ -69,6 +83,9 @@ class LivePublisher:
             snapshot(zone, kinds, now, windows, self.config.zone(*zone.split("|")))
             for zone, kinds in due
         ]
+        # Taken with the snapshots: votes a batch applies while Redis answers are in
+        # the next publish, and end their latency there.
+        waiting = {zone: self.stage.live.take_waiting(zone) for zone, _kinds in due}
         try:
             await write_snapshots(self.redis, snapshots)
         except aioredis.RedisError:
@@ -78,8 +95,13 @@ class LivePublisher:
                 partition = self._partition_of(zone)
                 if partition is not None:
                     self.stage.live.dirty[zone] = partition
+                    self.stage.live.received(zone, waiting[zone])
             return
         self.published += len(snapshots)
+        published_at = time.time()
+        self.observe_latencies(
+            [published_at - received_at for times in waiting.values() for received_at in times]
+        )
 
     async def _remove_deleted_zones(self) -> bool:
         """Apply the removals not applied yet; False if Redis failed (retried next tick)."""

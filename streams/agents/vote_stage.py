@@ -367,6 +367,8 @@ class VoteStage:
         for key, bucket in plan.buckets.items():
             zone, kind, minute = split_bucket_state_key(key)
             self.live.put(partition, zone, kind, minute, bucket)
+        for zone, received_at in plan.live_received.items():
+            self.live.received(zone, received_at)
         self.stats.counts.update(plan.counts)
         self.stats.counts["emitted"] += len(plan.emits)
         self.stats.counts["dead_lettered"] += len(plan.failures)

@@ -15,6 +15,12 @@ never publishes every zone in one go and no zone waits behind busier ones.
 A deleted zone (a tombstone on config.zones) is dropped from the cache by
 the publisher (`drop_zone`), whenever it shows up again.
 
+`waiting` holds, per zone, when each vote applied since the zone's last
+publish reached the gateway (its `receivedAt`); the publisher takes them when
+it publishes the zone, to measure ingest→publish latency. At most
+`WAITING_PER_ZONE` are kept per zone, the oldest, so the tail is never lost
+and a zone that cannot be published (Redis down) holds bounded memory.
+
 `windows` keeps the sums of each zone's windows from one publish to the next
 (streams/tables/live_windows.py); a dropped partition's zones are forgotten
 there too, so a revoked partition's sums do not outlive its buckets.
@@ -29,6 +35,7 @@ from typing import Any
 from streams.tables.comfort_buckets import LONGEST_WINDOW_MIN
 from streams.tables.live_windows import LiveWindows
 
+WAITING_PER_ZONE = 10_000
 # partition → zone key → kind → minute → bucket
 Cache = dict[int, dict[str, dict[str, dict[int, Mapping[str, Any]]]]]
 
@@ -39,6 +46,7 @@ class LiveBuckets:
     dirty: dict[str, int] = field(default_factory=dict)  # zone → partition
     last_minute: int | None = None
     windows: LiveWindows = field(default_factory=LiveWindows)
+    waiting: dict[str, list[float]] = field(default_factory=dict)
 
     def put(self, partition: int, zone: str, kind: str, minute: int, bucket: Any) -> None:
         # Kept as given, and never changed in place afterwards: `windows` tells
@@ -46,6 +54,15 @@ class LiveBuckets:
         zones = self.cache.setdefault(partition, {})
         zones.setdefault(zone, {}).setdefault(kind, {})[minute] = bucket
         self._mark(zone, partition)
+
+    def received(self, zone: str, received_at: list[float]) -> None:
+        """Votes with these `receivedAt` (epoch s) now count in the zone's live buckets."""
+        waiting = self.waiting.setdefault(zone, [])
+        waiting.extend(received_at[: WAITING_PER_ZONE - len(waiting)])
+
+    def take_waiting(self, zone: str) -> list[float]:
+        """The zone was published: the `receivedAt` of every vote it now shows first."""
+        return self.waiting.pop(zone, [])
 
     def _mark(self, zone: str, partition: int) -> None:
         # To the back of the queue, so zones changed often cannot starve the rest.
@@ -55,6 +72,7 @@ class LiveBuckets:
     def drop_partition(self, partition: int) -> None:
         for zone in self.cache.pop(partition, {}):
             self.dirty.pop(zone, None)
+            self.waiting.pop(zone, None)
             self.windows.forget(zone)
 
     def drop_zone(self, zone: str) -> bool:
@@ -64,6 +82,7 @@ class LiveBuckets:
         there as any other. True if the zone was held here.
         """
         self.dirty.pop(zone, None)
+        self.waiting.pop(zone, None)
         self.windows.forget(zone)
         held = False
         for zones in self.cache.values():

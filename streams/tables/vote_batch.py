@@ -64,6 +64,9 @@ class Plan:
     puts: dict[bytes, bytes] = field(default_factory=dict)
     # Bucket key → its new value (decoded), for the live publisher's cache.
     buckets: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    # Zone key → `receivedAt` (epoch s) of each vote newly applied to a live bucket:
+    # the start of its ingest→publish latency, ended when the zone is published.
+    live_received: dict[str, list[float]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -119,6 +122,7 @@ def plan_batch(
         accepted.append((item, vote))
 
     by_bucket: dict[bytes, list[tuple[int, dict[str, Any]]]] = {}
+    zone_of: dict[bytes, str] = {}
     for item, vote in accepted:
         minute = bucket_minute(vote["clientTs"], vote["receivedAt"])
         if not is_live_minute(minute, now_s, horizons.live_bucket_ttl_s):
@@ -128,13 +132,18 @@ def plan_batch(
         zone = zone_key(vote["tenantId"], vote["buildingId"], vote["zoneId"])
         key = bucket_state_key(zone, vote["kind"], minute)
         by_bucket.setdefault(key, []).append((item.offset, vote))
+        zone_of[key] = zone
     bucket_keys = list(by_bucket)
     for key, raw in zip(bucket_keys, stored(bucket_keys), strict=True):
         minute = int(key.rsplit(b"|", 1)[1])
         # Decoded just now, so the update may change it in place.
         update = BucketUpdate.take(decode(raw), bucket_expiry(minute, horizons.live_bucket_ttl_s))
+        received: list[float] | None = None
         for offset, vote in by_bucket[key]:
-            update.add(offset, vote)
+            if update.add(offset, vote):
+                if received is None:
+                    received = plan.live_received.setdefault(zone_of[key], [])
+                received.append(_epoch_s(vote["receivedAt"]))
         plan.counts["bucket_applied"] += update.applied
         plan.counts["bucket_already"] += update.already
         plan.puts[key] = encode(update.value)

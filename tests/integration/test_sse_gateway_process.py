@@ -28,7 +28,13 @@ def _free_port() -> int:
 def quick_gateway(stack: Settings) -> Iterator[str]:
     port = _free_port()
     proc = ManagedProcess(f"gateway-test-{port}", stack.state_dir / "run", marker=f"{port}")
-    env = {**os.environ, "SBP_SSE_HEARTBEAT_S": "0.3", "SBP_GATEWAY_PORT": str(port)}
+    env = {
+        **os.environ,
+        "SBP_SSE_HEARTBEAT_S": "0.3",
+        "SBP_GATEWAY_PORT": str(port),
+        # Its metrics on any free port: the stack's gateway holds the usual one.
+        "SBP_GATEWAY_METRICS_PORT_OVERRIDE": "0",
+    }
     proc.start(
         [
             sys.executable,
