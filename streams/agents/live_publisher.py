@@ -11,7 +11,9 @@ stage's keeper's job (VoteStage.keep_partitions).
 
 Snapshots carry the zone's floor and name from the config view
 (streams/config_view.py), so the publisher waits until the view has caught up
-(zones stay dirty meanwhile). A zone deleted from the configuration is never
+(zones stay dirty meanwhile). A zone published before the view learned it (the
+view may see a new zone a moment after the gateway took its first vote) goes out
+with a null floor and name, and again once the view knows it. A zone deleted from the configuration is never
 published again: each tick first takes the removals the view learned since the
 last one, drops those zones from the live cache and removes their snapshots
 (sinks/live/snapshot_writer.py::remove_zones), and a deleted zone that becomes
@@ -63,12 +65,18 @@ class LivePublisher:
         self.removed = 0
         self.withheld = 0
         self._removals_done = 0  # the sequence number of the last removal applied
+        # Zones last published without a floor and name (the view did not know them
+        # yet: it may learn a new zone a moment after the gateway took its first vote).
+        # Each tick republishes those the view has learned since. Bounded by the zones
+        # in the live cache: one that left it leaves this set too.
+        self._unplaced: set[str] = set()
 
     async def tick(self) -> None:
         if not self.stage.consumer.ready() or not self.config.ready.is_set():
             return
         if not await self._remove_deleted_zones():
             return
+        self._republish_placed()
         now = self.stage.clock()
         due, deleted = split_removed(
             self.stage.live.due(epoch_minute(now), ZONES_PER_FLUSH), self.config.is_removed
@@ -79,10 +87,8 @@ class LivePublisher:
         if not due:
             return
         windows = self.stage.live.windows
-        snapshots = [
-            snapshot(zone, kinds, now, windows, self.config.zone(*zone.split("|")))
-            for zone, kinds in due
-        ]
+        places = {zone: self.config.zone(*zone.split("|")) for zone, _kinds in due}
+        snapshots = [snapshot(zone, kinds, now, windows, places[zone]) for zone, kinds in due]
         # Taken with the snapshots: votes a batch applies while Redis answers are in
         # the next publish, and end their latency there.
         waiting = {zone: self.stage.live.take_waiting(zone) for zone, _kinds in due}
@@ -98,6 +104,11 @@ class LivePublisher:
                     self.stage.live.received(zone, waiting[zone])
             return
         self.published += len(snapshots)
+        for zone, place in places.items():
+            if place is None:
+                self._unplaced.add(zone)
+            else:
+                self._unplaced.discard(zone)
         published_at = time.time()
         self.observe_latencies(
             [published_at - received_at for times in waiting.values() for received_at in times]
@@ -117,6 +128,16 @@ class LivePublisher:
             return False
         self._removals_done = removals[-1].seq
         return True
+
+    def _republish_placed(self) -> None:
+        """Mark dirty the zones published without a place that the view now knows."""
+        for zone in list(self._unplaced):
+            partition = self._partition_of(zone)
+            if partition is None:
+                self._unplaced.discard(zone)  # left the cache (expired, moved, deleted)
+            elif self.config.zone(*zone.split("|")) is not None:
+                self._unplaced.discard(zone)
+                self.stage.live.dirty.setdefault(zone, partition)
 
     def _partition_of(self, zone: str) -> int | None:
         for partition, zones in self.stage.live.cache.items():
