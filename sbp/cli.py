@@ -8,12 +8,14 @@ from rich.table import Table
 
 from identity.dev_cli import token as mint_dev_token
 from replay.cli import app as replay_app
+from sbp.pg_cli import app as pg_app
 from sbp.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Smart-building occupant platform.")
 dev = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, PostgreSQL, Redis, registry.")
 app.add_typer(dev, name="dev")
 dev.command("token", help="Mint a dev access token (prints only the token).")(mint_dev_token)
+dev.add_typer(pg_app, name="pg")
 app.add_typer(replay_app, name="replay")
 console = Console()
 
