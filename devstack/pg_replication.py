@@ -171,7 +171,8 @@ def standby_position(settings: Settings, target: Cluster) -> StandbyPosition:
 
 
 def promote(settings: Settings, name: str, timeout: int = 60) -> StandbyPosition:
-    """Promote standby `name` and fence every other cluster that is down.
+    """Promote standby `name`, fence every other cluster that is down, and record
+    `name` as the stack's primary.
 
     Refused while another cluster answers as a primary: two primaries would each
     take writes the other never sees. Returns the standby's position just before
@@ -198,6 +199,9 @@ def promote(settings: Settings, name: str, timeout: int = 60) -> StandbyPosition
         row = conn.execute("SELECT pg_promote(true, %s)", (timeout,)).fetchone()
     if not (row and row[0]):
         raise ClusterError(f"{name} did not finish promotion in {timeout}s")
+    # From now on every service start (and `sbp dev pg env`) uses the new primary; the
+    # running services move with `repoint`.
+    postgres.set_primary(settings, name)
     return position
 
 

@@ -1,9 +1,9 @@
 """Point the running stack's services at another PostgreSQL cluster.
 
 Services read `SBP_PG_PORT` once, at start (the one settings object), so a repoint
-records the new primary (`postgres.set_primary`, which every later start reads
-through `postgres.service_env`) and restarts each service that connects to
-PostgreSQL, one at a time, in `sbp dev up`'s order: the registry (the others look
+records the new primary (`postgres.set_primary`, as the promotion did; every later
+start reads it through `postgres.service_env`) and restarts each service that
+connects to PostgreSQL, one at a time, in `sbp dev up`'s order: the registry (the others look
 their schemas up in it), the tenant service, the sink, then the gateway. Each is
 ready before the next stops, so at most one is away at a time; apps retry a
 refused connection, and the sink re-reads whatever it had not committed.

@@ -2,10 +2,11 @@
 
 There are two slots: `main` (`postgres/`, on `pg_port`), made by `sbp dev up`, and
 `replica` (`postgres-replica/`, on `pg_replica_port`), a streaming standby made on
-demand (devstack/pg_replication.py). Which one is the primary the services use is
-recorded in `postgres-primary` in the state dir (main when absent): a failover
-promotes the standby and repoints the services to it, so "the stack's PostgreSQL"
-is whichever slot that file names, and `pg_port` is only main's port.
+demand (devstack/pg_replication.py). Which one is the primary is recorded in
+`postgres-primary` in the state dir (main when absent), written by a promotion;
+every service start reads it (`service_env`), and a repoint restarts the running
+ones. So "the stack's PostgreSQL" is whichever slot that file names, and `pg_port`
+is only main's port.
 
 A cluster that lost a failover is fenced (a `FENCED` file beside its data): nothing
 starts it again, since it could come back as a second primary with writes the new
@@ -93,7 +94,7 @@ def _primary_file(settings: Settings) -> Path:
 
 
 def primary(settings: Settings) -> Cluster:
-    """The cluster the stack's services use."""
+    """The stack's primary: the cluster every service start points at."""
     try:
         name = _primary_file(settings).read_text().strip()
     except FileNotFoundError:
