@@ -153,6 +153,58 @@ def users_create(
         raise typer.Exit(2) from None
 
 
+@users.command("revoke-sessions")
+def users_revoke_sessions(
+    tenant: str = typer.Option(..., help="tenant id"),
+    user: str = typer.Option(..., help="user id"),
+    reason: str = typer.Option("operator", help="recorded with the revocation"),
+) -> None:
+    """End every login of a user: their refresh tokens are refused from now on (access
+    tokens expire within 15 minutes). Written to the auth audit."""
+    import getpass
+
+    from identity.session_revocation import revoke_user_sessions
+
+    families = revoke_user_sessions(
+        get_settings().pg_dsn("app"), tenant, user, reason, f"cli:{getpass.getuser()}"
+    )
+    console.print(f"{tenant}/{user}: {len(families)} login(s) revoked {families or ''}")
+
+
+@users.command("audit")
+def users_audit(
+    tenant: str = typer.Option(..., help="tenant id"),
+    event: str = typer.Option(
+        None, help="only this event, e.g. refresh_reuse, sessions_revoked, login_failed"
+    ),
+    hours: float = typer.Option(24.0, help="how far back"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON document on stdout"),
+) -> None:
+    """The tenant's auth audit (logins, refresh reuse, revocations), oldest first."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, datetime, timedelta
+
+    from identity.session_revocation import read_audit
+
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    rows = read_audit(get_settings().pg_dsn("app"), tenant, since, event)
+    if as_json:
+        print(json.dumps({"events": [asdict(r) for r in rows]}, default=str, indent=2))
+        return
+    table = Table("at", "event", "user", "family", "source", "detail")
+    for r in rows:
+        table.add_row(
+            r.at.isoformat(timespec="seconds"),
+            r.event,
+            r.user_id or "",
+            r.family_id or "",
+            r.source or "",
+            json.dumps(r.detail),
+        )
+    console.print(table)
+
+
 keys = typer.Typer(no_args_is_help=True, help="The platform's token signing keys.")
 app.add_typer(keys, name="keys")
 
