@@ -150,15 +150,17 @@ def superuser_dsn(settings: Settings, dbname: str = "postgres", port: int | None
 
 
 def hba_rules(settings: Settings) -> str:
-    """Loopback TCP only, scram for everyone; replication only for the replication role
-    (the `all` database keyword does not cover replication connections)."""
+    """Loopback TCP only, scram for everyone. Replication connections (which the `all`
+    database keyword does not cover) only for the replication role, and that role
+    for nothing else: the first matching line decides."""
     user = settings.pg_replication_user
     return (
         "# Written by sbp dev: loopback TCP only, passwords for everyone.\n"
-        "host all all 127.0.0.1/32 scram-sha-256\n"
-        "host all all ::1/128 scram-sha-256\n"
         f"host replication {user} 127.0.0.1/32 scram-sha-256\n"
         f"host replication {user} ::1/128 scram-sha-256\n"
+        f"host all {user} all reject\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+        "host all all ::1/128 scram-sha-256\n"
     )
 
 

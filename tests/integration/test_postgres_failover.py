@@ -29,7 +29,7 @@ import pytest
 from devstack import pg_replication, postgres
 from devstack import stack as devstack
 from devstack.pg_repoint import repoint
-from devstack.postgres import MAIN, REPLICA
+from devstack.postgres import MAIN, REPLICA, ClusterError
 from sbp.settings import REPO_ROOT, Settings
 from tests.integration.conftest import Tenant
 from tests.integration.gateway_load import GatewayLoad
@@ -103,6 +103,39 @@ def original_layout(stack: Settings) -> Iterator[Settings]:
     yield stack
     if postgres.primary(stack).name != MAIN or postgres.cluster(stack, REPLICA).exists():
         restore_layout(stack)
+
+
+def test_the_standby_streams_as_a_replication_only_role_and_cannot_be_promoted_early(
+    original_layout: Settings,
+) -> None:
+    settings = original_layout
+    pg_replication.build_standby(settings, REPLICA)
+    try:
+        [standby] = pg_replication.status(settings)[0].detail["standbys"]
+        assert (standby["standby"], standby["state"]) == (REPLICA, "streaming")
+        with psycopg.connect(postgres.superuser_dsn(settings)) as conn:
+            row = conn.execute(
+                "SELECT rolreplication, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls"
+                " FROM pg_roles WHERE rolname = %s",
+                (settings.pg_replication_user,),
+            ).fetchone()
+        assert row == (True, False, False, False, False)
+        # The role streams WAL and does nothing else: no ordinary session at all.
+        replicator = settings.model_copy(
+            update={
+                "pg_app_user": settings.pg_replication_user,
+                "pg_app_password": settings.pg_replication_password,
+            }
+        )
+        with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
+            psycopg.connect(replicator.pg_dsn("app"), connect_timeout=5).close()
+        # Two primaries would each take writes the other never sees.
+        with pytest.raises(ClusterError, match="still answers as a primary"):
+            pg_replication.promote(settings, REPLICA)
+        assert postgres.in_recovery(settings, postgres.cluster(settings, REPLICA))
+        assert not postgres.cluster(settings, MAIN).is_fenced()
+    finally:
+        pg_replication.remove(settings, REPLICA)
 
 
 def assert_stored_once(
