@@ -195,10 +195,15 @@ def promote(settings: Settings, name: str, timeout: int = 60) -> StandbyPosition
     for other in others:
         if other.exists() and not other.process.is_running():
             other.fence_file.write_text(f"replaced by {name} at {stamp}\n")
-    with psycopg.connect(postgres.superuser_dsn(settings, port=target.port)) as conn:
+    dsn = postgres.superuser_dsn(settings, port=target.port)
+    with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("SELECT pg_promote(true, %s)", (timeout,)).fetchone()
-    if not (row and row[0]):
-        raise ClusterError(f"{name} did not finish promotion in {timeout}s")
+        if not (row and row[0]):
+            raise ClusterError(f"{name} did not finish promotion in {timeout}s")
+        # A primary follows no one: drop the connection to its old primary that
+        # pg_basebackup -R wrote, so no copy made from it later inherits it.
+        conn.execute("ALTER SYSTEM RESET primary_conninfo")
+        conn.execute("SELECT pg_reload_conf()")
     # From now on every service start (and `sbp dev pg env`) uses the new primary; the
     # running services move with `repoint`.
     postgres.set_primary(settings, name)
