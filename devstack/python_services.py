@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from devstack import postgres
 from devstack.processes import ManagedProcess, wait_until_ready
 from sbp.settings import REPO_ROOT, Settings
 
@@ -38,7 +39,8 @@ class PythonService:
         """Start unless running; `env` adds variables (e.g. a drill's short horizons)."""
         proc = self.process(settings)
         if not proc.is_running():
-            environment = None if env is None else {**os.environ, **env}
+            # The stack's current PostgreSQL primary (a failover may have moved it).
+            environment = {**os.environ, **postgres.service_env(settings), **(env or {})}
             proc.start([sys.executable, *self.argv(settings)], cwd=REPO_ROOT, env=environment)
 
     def wait_ready(self, settings: Settings) -> None:

@@ -87,7 +87,9 @@ def up(
     if new_kafka_storage and _republish_config(settings):
         log("kafka: new storage; every zone and tenant setting queued for the config topics")
     report.migrations_applied = init_database(
-        settings, lambda db: postgres.superuser_dsn(settings, db), seed=True
+        postgres.primary_settings(settings),
+        lambda db: postgres.superuser_dsn(settings, db),
+        seed=True,
     )
     log(f"postgres: ready; migrations applied now: {report.migrations_applied or 'none'}")
     redis_server.up(settings)

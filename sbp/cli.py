@@ -8,12 +8,14 @@ from rich.table import Table
 
 from identity.dev_cli import token as mint_dev_token
 from replay.cli import app as replay_app
+from sbp.pg_cli import app as pg_app
 from sbp.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Smart-building occupant platform.")
 dev = typer.Typer(no_args_is_help=True, help="The local stack: Kafka, PostgreSQL, Redis, registry.")
 app.add_typer(dev, name="dev")
 dev.command("token", help="Mint a dev access token (prints only the token).")(mint_dev_token)
+dev.add_typer(pg_app, name="pg")
 app.add_typer(replay_app, name="replay")
 console = Console()
 
@@ -149,6 +151,58 @@ def users_create(
     except (ProvisioningError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+@users.command("revoke-sessions")
+def users_revoke_sessions(
+    tenant: str = typer.Option(..., help="tenant id"),
+    user: str = typer.Option(..., help="user id"),
+    reason: str = typer.Option("operator", help="recorded with the revocation"),
+) -> None:
+    """End every login of a user: their refresh tokens are refused from now on (access
+    tokens expire within 15 minutes). Written to the auth audit."""
+    import getpass
+
+    from identity.session_revocation import revoke_user_sessions
+
+    families = revoke_user_sessions(
+        get_settings().pg_dsn("app"), tenant, user, reason, f"cli:{getpass.getuser()}"
+    )
+    console.print(f"{tenant}/{user}: {len(families)} login(s) revoked {families or ''}")
+
+
+@users.command("audit")
+def users_audit(
+    tenant: str = typer.Option(..., help="tenant id"),
+    event: str = typer.Option(
+        None, help="only this event, e.g. refresh_reuse, sessions_revoked, login_failed"
+    ),
+    hours: float = typer.Option(24.0, help="how far back"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON document on stdout"),
+) -> None:
+    """The tenant's auth audit (logins, refresh reuse, revocations), oldest first."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, datetime, timedelta
+
+    from identity.session_revocation import read_audit
+
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    rows = read_audit(get_settings().pg_dsn("app"), tenant, since, event)
+    if as_json:
+        print(json.dumps({"events": [asdict(r) for r in rows]}, default=str, indent=2))
+        return
+    table = Table("at", "event", "user", "family", "source", "detail")
+    for r in rows:
+        table.add_row(
+            r.at.isoformat(timespec="seconds"),
+            r.event,
+            r.user_id or "",
+            r.family_id or "",
+            r.source or "",
+            json.dumps(r.detail),
+        )
+    console.print(table)
 
 
 keys = typer.Typer(no_args_is_help=True, help="The platform's token signing keys.")

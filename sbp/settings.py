@@ -31,6 +31,9 @@ class Settings(BaseModel):
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     pg_port: int = 15432
+    # The dev stack's streaming standby (`sbp dev pg standby replica`); after a failover
+    # it may be the primary, and the stack's services are pointed at it.
+    pg_replica_port: int = 15433
     redis_port: int = 16379
     registry_port: int = 18081
     gateway_port: int = 18000
@@ -122,6 +125,10 @@ class Settings(BaseModel):
     # `sbp replay`: appends to the operator log (migration 0008), nothing else.
     pg_replay_user: str = "sbp_replay"
     pg_replay_password: str = "sbp-replay-dev"
+    # A standby's login to stream WAL: REPLICATION and nothing else (no database
+    # privileges, not a superuser), allowed from loopback only (devstack/pg_replication.py).
+    pg_replication_user: str = "sbp_replicator"
+    pg_replication_password: str = "sbp-replication-dev"
 
     registry_user: str = "sbp-registry"
     registry_password: str = "sbp-registry-dev"

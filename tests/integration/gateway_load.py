@@ -29,12 +29,22 @@ class GatewayLoad:
     """Posts `votes` in 100-item batches at `rate` votes per second, round-robin over users."""
 
     def __init__(
-        self, tenant: Tenant, votes: Sequence[dict[str, Any]], rate: int, users: int = 4
+        self,
+        tenant: Tenant,
+        votes: Sequence[dict[str, Any]],
+        rate: int,
+        users: int = 4,
+        attempts: int = ATTEMPTS,
+        retry_pause_s: float = 0.2,
     ) -> None:
         self.tenant = tenant
         self.batches = [list(votes[i : i + BATCH]) for i in range(0, len(votes), BATCH)]
         self.rate = rate
         self.users = [f"occupant-{i}" for i in range(users)]
+        # A drill that restarts the gateway needs the app's patience: it keeps retrying
+        # until the gateway is back.
+        self.attempts = attempts
+        self.retry_pause_s = retry_pause_s
         self.statuses: Counter[str] = Counter()
         self.resent = 0
         self.sent = 0
@@ -43,18 +53,18 @@ class GatewayLoad:
         self._thread = threading.Thread(target=self._run, name="gateway-load", daemon=True)
 
     def _post(self, client: httpx.Client, headers: dict[str, str], batch: list[Any]) -> None:
-        for attempt in range(ATTEMPTS):
+        for attempt in range(self.attempts):
             try:
                 response = client.post(
                     "/api/v1/votes/batch", json={"items": batch}, headers=headers
                 )
             except httpx.TransportError:
                 self.resent += 1
-                time.sleep(0.2)
+                time.sleep(self.retry_pause_s)
                 continue
             if response.status_code >= 500:
                 self.resent += 1
-                time.sleep(0.2)
+                time.sleep(self.retry_pause_s)
                 continue
             assert response.status_code == 200, response.text
             for result in response.json()["results"]:
@@ -63,7 +73,7 @@ class GatewayLoad:
                 if status in PUBLISHED or (attempt > 0 and status == "duplicate"):
                     self.accepted.add(result["voteUuid"])
             return
-        raise AssertionError(f"a batch failed {ATTEMPTS} times in transport")
+        raise AssertionError(f"a batch failed {self.attempts} times in transport")
 
     def _run(self) -> None:
         try:

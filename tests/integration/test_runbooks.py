@@ -1,9 +1,9 @@
 """The runbooks' commands really run: each shell line in a runbook is executed against
-the live stack, except those that would tear it down, whose CLI is checked instead."""
+the live stack, except those that would tear it down, whose CLI is checked instead, and
+those of a runbook that a drill runs in order under load (`RUN_BY_DRILLS`)."""
 
 from __future__ import annotations
 
-import re
 import shlex
 import subprocess
 import time
@@ -13,30 +13,33 @@ import pytest
 
 from devstack import stack as devstack
 from sbp.settings import REPO_ROOT, Settings
+from tests.integration import runbook_commands
 
 RUNBOOKS = sorted((REPO_ROOT / "runbooks").glob("*.md"))
 # Commands that would stop the stack the other tests use are checked with --help
 # instead of being run.
 DISRUPTIVE = ("sbp dev down",)
+# Runbooks whose commands only make sense in order, during an incident a drill stages;
+# the drill runs every one of their lines and asserts the effects between them.
+RUN_BY_DRILLS = {"postgres-failover.md": "tests/integration/test_postgres_failover.py"}
 
 
 def shell_lines(path: Path) -> list[str]:
-    lines = []
-    for block in re.findall(r"```sh\n(.*?)```", path.read_text(), flags=re.S):
-        for line in block.splitlines():
-            command = line.split("  #", 1)[0].strip()
-            if command:
-                lines.append(command)
-    return lines
+    return runbook_commands.shell_lines(path.read_text())
 
 
-CASES = [(p.name, line) for p in RUNBOOKS for line in shell_lines(p)]
+CASES = [(p.name, line) for p in RUNBOOKS if p.name not in RUN_BY_DRILLS for line in shell_lines(p)]
 
 
 def test_every_runbook_has_commands() -> None:
     assert RUNBOOKS
     for path in RUNBOOKS:
         assert shell_lines(path), f"{path.name} names no command"
+
+
+def test_the_drills_run_their_runbooks() -> None:
+    for runbook, drill in RUN_BY_DRILLS.items():
+        assert runbook in (REPO_ROOT / drill).read_text(), f"{drill} does not run {runbook}"
 
 
 @pytest.fixture(scope="module")
