@@ -13,6 +13,7 @@ Prometheus's HTTP API, and a few figures must show that traffic.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -24,12 +25,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from confluent_kafka import Producer
 
 from devstack import workers
 from devstack.raw_votes import RawVoteProducer
 from sbp.dashboards.__main__ import OUT
 from sbp.dashboards.grafana import expand, expressions
 from sbp.settings import REPO_ROOT, Settings
+from streams.topics import VOTES_ACCEPTED
 from tests.debian_prometheus import binary
 from tests.integration.admin_calls import ADMIN, Caller, fresh_tenant
 from tests.integration.conftest import Tenant
@@ -41,6 +44,17 @@ PROMETHEUS_DIR = REPO_ROOT / "ops" / "prometheus"
 # whole test, so a rate shows the test's traffic until the end.
 RATE_INTERVAL = "1m"
 QUERY_DEADLINE_S = 30
+# `or vector(0)` shows 0 rather than no data while a series is still unborn; so that the
+# fallback cannot hide a wrong name or label, what it guards must return series too,
+# except in these panels, whose events the test cannot make on a healthy stack.
+FALLBACK = re.compile(r" or (?:on \(\) )?vector\(0\)")
+UNBORN = {
+    ("sbp-gateway", "5xx ratio"),
+    ("sbp-admin", "5xx ratio"),
+    ("sbp-tenant-health", "5xx ratio"),
+    ("sbp-tenant-health", "Error ratios"),
+    ("sbp-worker", "Timer errors (5 min)"),
+}
 
 
 @dataclass(frozen=True)
@@ -150,9 +164,14 @@ def drive_traffic(tenant: Tenant, tenant_admin: Caller) -> None:
     assert tenant_admin("GET", f"{ADMIN}/buildings").status_code == 200
     refused = httpx.get(f"{tenant.gateway}{ADMIN}/buildings", headers=tenant.headers())
     assert refused.status_code == 403, refused.text
-    # A record the vote stage cannot decode: a dead letter by reason.
+    # A record each consumer cannot decode: a dead letter by reason from each group.
+    key = f"{tenant.tenant_id}|b1|z1".encode()
     with RawVoteProducer(tenant.settings) as producer:
-        producer.produce_bytes(f"{tenant.tenant_id}|b1|z1".encode(), b"not avro")
+        producer.produce_bytes(key, b"not avro")
+    # As the vote stage's principal, the only one that may write votes.accepted.
+    as_worker = Producer(tenant.settings.kafka_config("worker"))
+    as_worker.produce(VOTES_ACCEPTED.name, key=key, value=b"not avro either")
+    assert as_worker.flush(30) == 0
 
 
 def tenant_value(prometheus: Prometheus, tenant: Tenant, definition: str) -> str:
@@ -226,14 +245,17 @@ def test_every_panel_of_every_dashboard_returns_series(
     for uid, model in models.items():
         for title, expr in expressions(model):
             query = expand(expr, values)
-            try:
-                wait_for(
-                    some_series(prometheus, query),
-                    max(1.0, deadline - time.monotonic()),
-                    f"{uid}: {title}",
-                )
-            except AssertionError:
-                empty.append(f"{uid} / {title}: {query}")
+            guarded = FALLBACK.sub("", query)
+            queries = [query] if guarded == query or (uid, title) in UNBORN else [guarded]
+            for q in queries:
+                try:
+                    wait_for(
+                        some_series(prometheus, q),
+                        max(1.0, deadline - time.monotonic()),
+                        f"{uid}: {title}",
+                    )
+                except AssertionError:
+                    empty.append(f"{uid} / {title}: {q}")
     assert not empty, "panels without a series:\n" + "\n".join(empty)
 
     # And the figures show the traffic: the tenant's requests, and its rejected ones ...
@@ -270,7 +292,18 @@ def test_every_panel_of_every_dashboard_returns_series(
         QUERY_DEADLINE_S,
         "the refused admin calls among the tenant service's errors",
     )
-    # ... and the undecodable records among the worker's dead letters by reason.
+    # ... and the undecodable records among each group's new dead letters by reason (the
+    # figure SbpDeadLettersArriving reads), and the worker's count since its start.
+    for uid in ("sbp-worker", "sbp-pg-sink"):
+        wait_for(
+            above_zero(
+                prometheus,
+                panel_query(models[uid], "New dead letters by reason (15 min)", values),
+                reason="not_avro_framed",
+            ),
+            QUERY_DEADLINE_S,
+            f"{uid}: new dead letters",
+        )
     wait_for(
         above_zero(
             prometheus,
@@ -278,6 +311,6 @@ def test_every_panel_of_every_dashboard_returns_series(
             reason="not_avro_framed",
         ),
         QUERY_DEADLINE_S,
-        "the dead letters by reason",
+        "the worker's dead letters by reason",
     )
     print(f"dashboards proved in {time.monotonic() - started:.1f}s")
