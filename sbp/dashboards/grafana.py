@@ -88,7 +88,7 @@ def _targets(panel: Panel) -> list[dict[str, Any]]:
     return [
         {
             "refId": chr(ord("A") + i),
-            "datasource": DATASOURCE,
+            "datasource": dict(DATASOURCE),
             "editorMode": "code",
             "expr": query.expr,
             "legendFormat": query.legend or "__auto",
@@ -157,7 +157,7 @@ def _variable(variable: Variable) -> dict[str, Any]:
         "name": variable.name,
         "label": variable.label,
         "type": "query",
-        "datasource": DATASOURCE,
+        "datasource": dict(DATASOURCE),
         "definition": variable.definition,
         "query": {"query": variable.definition, "refId": f"{variable.name}-values"},
         # 2: refreshed whenever the time range changes, so new tenants appear.
@@ -195,7 +195,7 @@ def render(dashboard: Dashboard) -> dict[str, Any]:
             "type": panel.kind,
             "title": panel.title,
             "description": panel.description,
-            "datasource": DATASOURCE,
+            "datasource": dict(DATASOURCE),
             "gridPos": position,
             "fieldConfig": _field_config(panel),
             "options": _options(panel),
@@ -232,7 +232,7 @@ def render(dashboard: Dashboard) -> dict[str, Any]:
                 "keepTime": True,
             }
         ],
-        "templating": {"list": [DATASOURCE_VARIABLE, *map(_variable, dashboard.variables)]},
+        "templating": {"list": [dict(DATASOURCE_VARIABLE), *map(_variable, dashboard.variables)]},
         "panels": panels,
     }
 

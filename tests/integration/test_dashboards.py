@@ -29,7 +29,7 @@ from confluent_kafka import Producer
 
 from devstack import workers
 from devstack.raw_votes import RawVoteProducer
-from sbp.dashboards.__main__ import OUT
+from sbp.dashboards.files import OUT
 from sbp.dashboards.grafana import expand, expressions
 from sbp.settings import REPO_ROOT, Settings
 from streams.topics import VOTES_ACCEPTED
