@@ -174,19 +174,19 @@ def drive_traffic(tenant: Tenant, tenant_admin: Caller) -> None:
     assert as_worker.flush(30) == 0
 
 
-def tenant_value(prometheus: Prometheus, tenant: Tenant, definition: str) -> str:
-    """The tenant variable as Grafana offers it: the values of its label_values query.
-    The gateway gives its own label to the first 50 tenants it sees, the rest are `other`."""
+def gateway_label(tenant: Tenant) -> str:
+    """The label the gateway gave the test's tenant: its id among the first 50 tenants the
+    process has seen, `other` after them (read from the gateway's own page)."""
+    settings = tenant.settings
+    page = httpx.get(f"http://{settings.host}:{settings.gateway_metrics_port}/metrics")
+    return tenant.tenant_id if f'tenant="{tenant.tenant_id}"' in page.text else "other"
+
+
+def offered(prometheus: Prometheus, definition: str) -> list[str]:
+    """What a query variable offers: the values of its label_values(selector, label)."""
     selector, label = definition.removeprefix("label_values(").removesuffix(")").split(", ")
-
-    def offered() -> str | None:
-        values = prometheus.api(f"label/{label}/values", **{"match[]": selector})
-        for value in (tenant.tenant_id, "other"):
-            if value in values:
-                return value
-        return None
-
-    return wait_for(offered, QUERY_DEADLINE_S, "the test tenant among the tenant values")
+    values: list[str] = prometheus.api(f"label/{label}/values", **{"match[]": selector})
+    return values
 
 
 def panel_query(model: dict[str, Any], title: str, values: dict[str, str]) -> str:
@@ -222,20 +222,24 @@ def test_every_panel_of_every_dashboard_returns_series(
     models = dashboards()
     tenants = models["sbp-tenant-health"]
     variables = {v["name"]: v for v in tenants["templating"]["list"]}
-    values = {
-        "__rate_interval": RATE_INTERVAL,
-        "tenant": tenant_value(prometheus, tenant, variables["tenant"]["definition"]),
-    }
-    # A counter's series is born with its first request, and rate() counts only what
-    # happens after a series is scraped: the same traffic once more, so the rates show it.
+    label = gateway_label(tenant)
+    # The tenant variable offers the label under which the gateway counted the tenant.
     wait_for(
-        some_series(
-            prometheus,
-            f'sbp_http_requests_total{{job="sbp-admin",tenant="{values["tenant"]}",status="403"}}',
-        ),
+        lambda: label in offered(prometheus, variables["tenant"]["definition"]),
         QUERY_DEADLINE_S,
-        "the first round scraped",
+        f"{label} among the tenant variable's values",
     )
+    values = {"__rate_interval": RATE_INTERVAL, "tenant": label}
+    # A counter's series is born with its first event, and rate() counts only what comes
+    # after a scrape of it: once the first round's series are scraped, the same traffic
+    # again, so that the rates show it.
+    for born in (
+        f'sbp_http_requests_total{{job="sbp-gateway",tenant="{label}",status="422"}}',
+        f'sbp_http_requests_total{{job="sbp-admin",route="{ADMIN}/buildings",status="403"}}',
+        'sbp_dlq_records_total{group="sbp-worker",reason="not_avro_framed"}',
+        'sbp_dlq_records_total{group="sbp-pg-sink",reason="not_avro_framed"}',
+    ):
+        wait_for(some_series(prometheus, born), QUERY_DEADLINE_S, f"{born} scraped")
     drive_traffic(tenant, tenant_admin)
 
     # Series appear as the rules evaluate and the pipeline catches up: one deadline for
