@@ -3,11 +3,12 @@
 Debian's Prometheus is started against the running stack, with the project's scrape
 configuration (its job names, the stack's ports, a one-second interval) and its rule
 files. Once every target has been scraped, a little traffic goes through the real
-services: a tenant's vote batch, a batch the gateway rejects, an unauthenticated call,
-a tenant-service call and one the tenant service refuses, and an undecodable record on
-votes.raw. Then each panel's expressions, with the dashboard's variables filled in as
-Grafana would (the tenant from the variable's own query), must return series through
-Prometheus's HTTP API, and a few figures must show that traffic.
+services, twice: a tenant's vote batch, a batch the gateway rejects, an unauthenticated
+call, a tenant-service call and one the tenant service refuses, and a record that
+neither consumer can decode (on votes.raw and on votes.accepted). Then each panel's
+expressions, with the dashboard's variables filled in as Grafana would (the tenant one
+of those the variable's query offers), must return series through Prometheus's HTTP
+API, and a few figures must show that traffic.
 """
 
 from __future__ import annotations
@@ -214,7 +215,11 @@ def test_every_panel_of_every_dashboard_returns_series(
 ) -> None:
     started = time.monotonic()
     settings = tenant.settings
-    expected = 3 + len(workers.running(settings))
+    expected = sum(
+        len(static["targets"])
+        for job in scrape_config(settings)["scrape_configs"]
+        for static in job["static_configs"]
+    )
     wait_for(lambda: every_target_scraped(prometheus, expected), 30, "every target scraped")
     _, tenant_admin = fresh_tenant(settings)
     drive_traffic(tenant, tenant_admin)
