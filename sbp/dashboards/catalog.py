@@ -52,11 +52,11 @@ def ratio(part: str, whole: str) -> str:
     return f"({part} or vector(0)) / {whole}"
 
 
-def up(job: str) -> Panel:
+def up(job: str, when_down: str = "") -> Panel:
+    scraped = f"1 while Prometheus scrapes the {job} target, 0 while it does not answer."
     return Panel(
         "Up",
-        f"1 while Prometheus scrapes the {job} target; 0 for 2 minutes pages where an "
-        "alert covers it (its lag is then unreported).",
+        f"{scraped} {when_down}" if when_down else scraped,
         (Query(f'up{{job="{job}"}}', "{{instance}}"),),
         unit="none",
         kind="stat",
@@ -252,7 +252,10 @@ WORKER = Dashboard(
     description="The faust vote stage: votes judged, lag on votes.raw, ingest to publish "
     "latency, rebalances, replays and gaps, dead letters.",
     panels=(
-        up("sbp-worker"),
+        up(
+            "sbp-worker",
+            "Down for 2 minutes pages (SbpWorkerDown): its partitions' lag is then unreported.",
+        ),
         stat(
             "Lag",
             f"Records of votes.raw the stage has not finished with (objective: at most "
@@ -363,7 +366,10 @@ SINK = Dashboard(
     description="The votes.accepted to PostgreSQL sink: rows written, batch latency, lag, "
     "the DLQ's depth.",
     panels=(
-        up("sbp-pg-sink"),
+        up(
+            "sbp-pg-sink",
+            "Down for 2 minutes pages (SbpSinkDown): its lag is then unreported.",
+        ),
         stat(
             "PostgreSQL",
             "1 while PostgreSQL answered the sink's last request.",
