@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sbp.metrics.consumer_lag import partition_lag
+from streams.dlq import VOTE_STAGE_REASONS
 from streams.topics import VOTES_RAW, WORKER_APP_ID
 
 # From a quiet pipeline (the next one-second publish tick) to a backlog being worked off.
@@ -119,8 +120,8 @@ def families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
         "Records sent to votes.dlq, by consumer group and reason (errorCode).",
         labels=["group", "reason"],
     )
-    for reason, n in sorted(snapshot.dead_letters.items()):
-        dlq.add_metric([group, reason], n)
+    for reason in sorted({*VOTE_STAGE_REASONS, *snapshot.dead_letters}):
+        dlq.add_metric([group, reason], snapshot.dead_letters.get(reason, 0))
     yield dlq
     yield CounterMetricFamily(
         "sbp_live_snapshots_published",

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from sbp.metrics.consumer_lag import partition_lag, unfinished_from
 from sinks.timescale.sink_web import SinkStats
+from streams.dlq import SINK_REASONS
 from streams.dlq_depth import DlqDepth
 from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED
 
@@ -163,8 +164,8 @@ def families(
         "Records sent to votes.dlq, by consumer group and reason (errorCode).",
         labels=["group", "reason"],
     )
-    for reason, n in sorted(dead_letters.items()):
-        dlq.add_metric([group, reason], n)
+    for reason in sorted({*SINK_REASONS, *dead_letters}):
+        dlq.add_metric([group, reason], dead_letters.get(reason, 0))
     yield dlq
 
 

@@ -13,14 +13,15 @@ Snapshots carry the zone's floor and name from the config view
 (streams/config_view.py), so the publisher waits until the view has caught up
 (zones stay dirty meanwhile). A zone published before the view learned it (the
 view may see a new zone a moment after the gateway took its first vote) goes out
-with a null floor and name, and again once the view knows it. A zone deleted from the configuration is never
-published again: each tick first takes the removals the view learned since the
-last one, drops those zones from the live cache and removes their snapshots
-(sinks/live/snapshot_writer.py::remove_zones), and a deleted zone that becomes
-due again (a vote accepted just before the deletion, buckets recovered after a
-restart) is dropped instead of published. The first tick after a start takes
-every removal the view remembers, so a deletion made while the worker was down
-is applied too. Event shapes: streams/tables/live_events.py.
+with a null floor and name, and again once the view knows it. A zone deleted
+from the configuration is never published again: each tick first takes the
+removals the view learned since the last one, drops those zones from the live
+cache and removes their snapshots (sinks/live/snapshot_writer.py::remove_zones),
+and a deleted zone that becomes due again (a vote accepted just before the
+deletion, buckets recovered after a restart) is dropped instead of published.
+The first tick after a start takes every removal the view remembers, so a
+deletion made while the worker was down is applied too. Event shapes:
+streams/tables/live_events.py.
 
 Once a zone's snapshot is written (and so on its building's stream, which SSE
 reads), each vote it shows for the first time ends its ingest→publish latency:

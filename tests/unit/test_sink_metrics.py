@@ -103,6 +103,8 @@ def test_the_scrape_exports_counters_lag_and_dlq_depth() -> None:
     assert got[("sbp_sink_rows_total", (("result", "replayed"),))] == 2
     assert got[("sbp_sink_batches_total", ())] == 3
     assert got[("sbp_dlq_records_total", (*sink, ("reason", "db_rejected")))] == 2
+    # Every other reason is there at 0, so its first letter is an increase (alerts).
+    assert got[("sbp_dlq_records_total", (*sink, ("reason", "unknown_tenant")))] == 0
     assert got[("sbp_sink_batch_duration_seconds_count", ())] == 1
     dlq_0 = ("sbp_dlq_depth_records", (("partition", "0"), ("topic", "votes.dlq")))
     assert got[dlq_0] == 7

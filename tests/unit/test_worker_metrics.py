@@ -80,6 +80,9 @@ async def test_a_scrape_exports_the_snapshot_taken_at_that_scrape() -> None:
     assert got[("sbp_vote_stage_gaps_repaired_total", ())] == 1
     assert got[("sbp_vote_stage_records_skipped_total", (("reason", "below_progress"),))] == 5
     assert got[("sbp_dlq_records_total", (*worker, ("reason", "undecodable")))] == 3
+    # Every other reason is there at 0, so its first letter is an increase (alerts).
+    assert got[("sbp_dlq_records_total", (*worker, ("reason", "wrong_key")))] == 0
+    assert got[("sbp_dlq_records_total", (*worker, ("reason", "not_avro_framed")))] == 0
     assert got[("sbp_worker_timer_errors_total", (("timer", "publishing"),))] == 1
     assert got[("sbp_live_snapshots_published_total", ())] == 9
     # Three latencies, one clamped to 0 (clocks a little apart): two within 1 s.
