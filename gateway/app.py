@@ -15,6 +15,7 @@ import httpx
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from gateway import admin_proxy, auth_routes, openapi
 from gateway.clock_skew import SkewPolicy
+from gateway.http_errors import routing_error
 from gateway.live_fanout import LiveFanout
 from gateway.login_throttle import RedisLoginThrottle
 from gateway.mark_store import MarkStore
@@ -189,5 +191,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/v1/buildings/{building_id}/stream", building_stream),
         ],
         middleware=[Middleware(RequestMetricsMiddleware, metrics=metrics)],
+        exception_handlers={HTTPException: routing_error},
         lifespan=lifespan,
     )

@@ -4,6 +4,7 @@ tenant's zones."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 
 from gateway.batch_request import RequestRejected
@@ -76,3 +77,21 @@ async def tenant_zones(request: Request, principal: Principal) -> TenantZones:
             retry_after_s=5,
         ) from exc
     return zones
+
+
+# Starlette's own answers (no route matches the path, or not with this method) in the
+# one error shape, never its plain-text default: e.g. an id holding a newline, which no
+# route's pattern matches.
+_ROUTING_CODES = {
+    404: ("not_found", "no such route"),
+    405: ("method_not_allowed", "method not allowed"),
+}
+
+
+async def routing_error(request: Request, exc: Exception) -> OrjsonResponse:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code, message = _ROUTING_CODES.get(status, ("http_error", "the request was refused"))
+    response = error_response(RequestRejected(status, code, message))
+    if isinstance(exc, HTTPException) and exc.headers:
+        response.headers.update(exc.headers)  # e.g. Allow on a 405
+    return response

@@ -1,5 +1,9 @@
 """The shell commands a runbook gives, as the tests that run them read them: every line
-of a ```sh block, without its trailing comment (two spaces, then `#`)."""
+of a ```sh block, without its trailing comment (two spaces, then `#`).
+
+A trailing comment may end with `⇒ <pattern>`: what the command shows when it did
+its job, a regular expression searched in its output (stdout and stderr together).
+It tells the operator what to expect, and the runbook test asserts it."""
 
 from __future__ import annotations
 
@@ -18,6 +22,22 @@ def shell_lines(markdown: str) -> list[str]:
             if command:
                 lines.append(command)
     return lines
+
+
+EXPECT = "⇒ "
+
+
+def expected_effects(markdown: str) -> list[tuple[str, str | None]]:
+    """Each command with the pattern its comment gives after `⇒`, or None."""
+    found: list[tuple[str, str | None]] = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, flags=re.S):
+        for line in block.splitlines():
+            command, _, comment = line.partition("  #")
+            if not command.strip():
+                continue
+            _, marker, pattern = comment.partition(EXPECT)
+            found.append((command.strip(), pattern.strip() if marker else None))
+    return found
 
 
 def section_lines(path: Path, number: int) -> list[str]:

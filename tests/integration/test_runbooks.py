@@ -1,9 +1,12 @@
-"""The runbooks' commands really run: each shell line in a runbook is executed against
-the live stack, except those that would tear it down, whose CLI is checked instead, and
-those of a runbook that a drill runs in order under load (`RUN_BY_DRILLS`)."""
+"""The runbooks' commands really run and do what they say: each shell line in a runbook
+is executed against the live stack and its output must show the effect its comment
+promises after `⇒` (tests/integration/runbook_commands.py), except the lines that would
+tear the stack down, whose CLI is checked instead, and those of a runbook that a drill
+runs in order under load, asserting the effects between them (`RUN_BY_DRILLS`)."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import time
@@ -28,13 +31,27 @@ def shell_lines(path: Path) -> list[str]:
     return runbook_commands.shell_lines(path.read_text())
 
 
-CASES = [(p.name, line) for p in RUNBOOKS if p.name not in RUN_BY_DRILLS for line in shell_lines(p)]
+CASES = [
+    (p.name, line, effect)
+    for p in RUNBOOKS
+    if p.name not in RUN_BY_DRILLS
+    for line, effect in runbook_commands.expected_effects(p.read_text())
+]
 
 
 def test_every_runbook_has_commands() -> None:
     assert RUNBOOKS
     for path in RUNBOOKS:
         assert shell_lines(path), f"{path.name} names no command"
+
+
+def test_every_command_says_what_it_shows() -> None:
+    missing = [
+        f"{runbook}: {line}"
+        for runbook, line, effect in CASES
+        if effect is None and not any(marker in line for marker in DISRUPTIVE)
+    ]
+    assert not missing, "commands without `⇒ <what it shows>`:\n" + "\n".join(missing)
 
 
 def test_the_drills_run_their_runbooks() -> None:
@@ -56,13 +73,18 @@ def settled(stack: Settings) -> Settings:
     return stack
 
 
-@pytest.mark.parametrize(("runbook", "line"), CASES, ids=[f"{r}:{c}" for r, c in CASES])
-def test_runbook_command_runs(settled: Settings, runbook: str, line: str) -> None:
-    if any(marker in line for marker in DISRUPTIVE):
-        argv = [*shlex.split(line), "--help"]
-    else:
-        argv = ["bash", "-c", line]
+@pytest.mark.parametrize(
+    ("runbook", "line", "effect"), CASES, ids=[f"{r}:{c}" for r, c, _e in CASES]
+)
+def test_runbook_command_runs(
+    settled: Settings, runbook: str, line: str, effect: str | None
+) -> None:
+    disruptive = any(marker in line for marker in DISRUPTIVE)
+    argv = [*shlex.split(line), "--help"] if disruptive else ["bash", "-c", line]
     result = subprocess.run(
         argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False
     )
-    assert result.returncode == 0, f"{runbook}: {line}\n{result.stdout}\n{result.stderr}"
+    shown = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"{runbook}: {line}\n{shown}"
+    if effect is not None and not disruptive:
+        assert re.search(effect, shown), f"{runbook}: {line}\nexpected /{effect}/ in:\n{shown}"

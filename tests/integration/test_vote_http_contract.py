@@ -206,3 +206,25 @@ def test_role_without_vote_permission_is_forbidden(tenant: Tenant) -> None:
         tenant.headers(role="sensor", user="sensor-1"),
     )
     assert (response.status_code, _error(response)) == (403, "forbidden_action")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/nowhere", 404, "not_found"),
+        # An id holding a newline matches no route's pattern (found by the API fuzz test).
+        ("POST", "/api/v1/admin/tenants/%0A/admins", 404, "not_found"),
+        ("GET", "/api/v1/votes/batch", 405, "method_not_allowed"),
+    ],
+)
+def test_unrouted_requests_get_the_one_error_shape(
+    tenant: Tenant, method: str, path: str, status: int, code: str
+) -> None:
+    response = httpx.request(
+        method, f"{tenant.gateway}{path}", headers=tenant.headers(), json={}, timeout=10
+    )
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+    if status == 405:
+        assert "POST" in response.headers["allow"]
