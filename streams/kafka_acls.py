@@ -20,6 +20,7 @@ from typing import Literal
 
 from streams.topics import (
     ALL_TOPICS,
+    PG_SINK_DLQ_DEPTH_GROUP,
     PG_SINK_GROUP,
     VOTES_ACCEPTED,
     VOTES_DLQ,
@@ -101,6 +102,9 @@ SERVICE_PRINCIPALS: tuple[ServicePrincipal, ...] = (
             _topic(VOTES_ACCEPTED.name, "READ"),
             _topic(VOTES_DLQ.name, "WRITE"),
             Grant("GROUP", PG_SINK_GROUP, "READ"),
+            # Its DLQ-depth thread counts the retained letters by reason.
+            _topic(VOTES_DLQ.name, "READ"),
+            Grant("GROUP", PG_SINK_DLQ_DEPTH_GROUP, "READ"),
         ),
     ),
     ServicePrincipal(

@@ -102,6 +102,9 @@ CONFIG_TENANT_SETTINGS = TopicSpec(
 
 # The PostgreSQL sink's own consumer group on votes.accepted.
 PG_SINK_GROUP = "sbp-pg-sink"
+# The sink's DLQ-depth reader: assigned partitions only, it never joins nor commits,
+# but the broker still checks a READ grant on the group it names.
+PG_SINK_DLQ_DEPTH_GROUP = "sbp-pg-sink-dlq-depth"
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     VOTES_RAW,

@@ -434,6 +434,16 @@ SINK = Dashboard(
             thresholds=(Threshold(DLQ_DEPTH_ALERT, "orange"),),
         ),
         Panel(
+            "DLQ depth by reason",
+            "The retained dead letters by errorCode, counted as they arrive; what is not "
+            "counted yet (a backlog being caught up) is shown apart.",
+            (
+                Query("sum by (reason) (sbp_dlq_depth_by_reason_records)", "{{reason}}"),
+                Query("sum(sbp_dlq_depth_by_reason_behind_records)", "not counted yet"),
+            ),
+            "short",
+        ),
+        Panel(
             "DLQ depth: age of the reading",
             f"Seconds since the depth was last read (every 15 s); a ticket past "
             f"{DLQ_DEPTH_STALE_S} s for 5 minutes (SbpDlqDepthStale). A failed read keeps "

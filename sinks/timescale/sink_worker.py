@@ -75,8 +75,8 @@ from sinks.timescale.vote_store import UnknownTenant, VoteStore
 from sinks.timescale.vote_writer import to_row
 from streams.batch_producer import BatchProducer, DeliveryFailed
 from streams.dlq import DeadLetters, SourceRecord
-from streams.dlq_depth import DlqDepth, kafka_offsets
-from streams.topics import PG_SINK_GROUP, VOTES_ACCEPTED, VOTES_DLQ
+from streams.dlq_depth import DlqDepth, kafka_letter_reasons, kafka_offsets
+from streams.topics import PG_SINK_DLQ_DEPTH_GROUP, PG_SINK_GROUP, VOTES_ACCEPTED, VOTES_DLQ
 
 log = logging.getLogger("sinks.timescale.sink_worker")
 
@@ -368,7 +368,17 @@ def run(settings: Settings, stop: threading.Event) -> int:
         **settings.kafka_config("sink"),
         "client.id": f"{PG_SINK_GROUP}-dlq-depth",
     }
-    dlq_depth = DlqDepth(kafka_offsets(AdminClient(admin_config)), settings.dlq_depth_every_s)
+    letters_config = {
+        **settings.kafka_config("sink"),
+        "group.id": PG_SINK_DLQ_DEPTH_GROUP,
+        "client.id": PG_SINK_DLQ_DEPTH_GROUP,
+    }
+    dlq_depth = DlqDepth(
+        kafka_offsets(AdminClient(admin_config)),
+        settings.dlq_depth_every_s,
+        # A codec of its own: the thread's registry look-ups share nothing with the loop's.
+        kafka_letter_reasons(letters_config, AvroCodec(registry_client(settings))),
+    )
     metrics = SinkMetrics(stats, dlq_depth)
     web = SinkWebServer(settings.host, settings.sink_web_port, stats, metrics.render)
     web.start()

@@ -195,7 +195,7 @@ def test_poison_records_move_the_dead_letter_counter_and_depth_by_their_number(
     settings = tenant.settings
     reason = "not_avro_framed"
     # The depth is read every `dlq_depth_every_s`: a reading after any earlier test's.
-    depth_before = sink_dlq_depth_read_after(settings, time.time())
+    depth_before, by_reason_before = sink_dlq_depth_read_after(settings, time.time(), reason)
     counted_before = worker_dead_letters(settings, reason)
 
     with RawVoteProducer(settings) as producer:
@@ -209,20 +209,32 @@ def test_poison_records_move_the_dead_letter_counter_and_depth_by_their_number(
         f"{POISON} dead letters counted",
     )
     assert worker_dead_letters(settings, reason) == counted_before + POISON
-    # Read after the dead letters were confirmed: exactly those more are retained.
-    assert sink_dlq_depth_read_after(settings, time.time()) == depth_before + POISON
+    # Read after the dead letters were confirmed: exactly those more are retained, all
+    # of them under their reason.
+    assert sink_dlq_depth_read_after(settings, time.time(), reason) == (
+        depth_before + POISON,
+        by_reason_before + POISON,
+    )
 
 
-def sink_dlq_depth_read_after(settings: Settings, moment: float) -> float:
-    """The DLQ depth from a reading taken after `moment` (the probe reads every few seconds)."""
+def sink_dlq_depth_read_after(
+    settings: Settings, moment: float, reason: str
+) -> tuple[float, float]:
+    """The DLQ depth, and that of one reason, from a reading taken after `moment` (the
+    probe reads every few seconds) that has counted every retained letter's reason."""
 
-    def fresh() -> tuple[float] | None:
+    def fresh() -> tuple[float, float] | None:
         samples = sink_metrics(settings)
         if summed(samples, "sbp_dlq_depth_read_timestamp_seconds") <= moment:
             return None
-        return (summed(samples, "sbp_dlq_depth_records", topic="votes.dlq"),)
+        if summed(samples, "sbp_dlq_depth_by_reason_behind_records") > 0:
+            return None  # still catching up with a backlog: the next reading
+        return (
+            summed(samples, "sbp_dlq_depth_records", topic="votes.dlq"),
+            summed(samples, "sbp_dlq_depth_by_reason_records", reason=reason),
+        )
 
-    return wait_for(fresh, 3 * settings.dlq_depth_every_s + 10, "a fresh DLQ depth reading")[0]
+    return wait_for(fresh, 6 * settings.dlq_depth_every_s + 10, "a fresh DLQ depth reading")
 
 
 def gateway_metrics(settings: Settings) -> Samples:

@@ -25,7 +25,13 @@ from streams.kafka_acls import (
     WORKER_INTERNAL_TOPICS,
     Grant,
 )
-from streams.topics import ALL_TOPICS, PG_SINK_GROUP, VOTES_RAW, WORKER_APP_ID
+from streams.topics import (
+    ALL_TOPICS,
+    PG_SINK_DLQ_DEPTH_GROUP,
+    PG_SINK_GROUP,
+    VOTES_RAW,
+    WORKER_APP_ID,
+)
 
 PRINCIPALS = ("gateway", "worker", "sink", "admin_api", "admin")
 
@@ -107,6 +113,7 @@ def test_each_group_belongs_to_one_principal() -> None:
         (WORKER_APP_ID, False): "worker",
         ("sbp-worker-config", False): "worker",
         (PG_SINK_GROUP, False): "sink",
+        (PG_SINK_DLQ_DEPTH_GROUP, False): "sink",
     }
 
 
