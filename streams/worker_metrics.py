@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sbp.metrics.consumer_lag import partition_lag
+from sbp.metrics.dead_letters import dead_letter_family
 from streams.dlq import VOTE_STAGE_REASONS
 from streams.topics import VOTES_RAW, WORKER_APP_ID
 
@@ -115,14 +116,7 @@ def families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
         "reason",
         {reason: stage.get(key, 0) for reason, key in SEEKS.items()},
     )
-    dlq = CounterMetricFamily(
-        "sbp_dlq_records",
-        "Records sent to votes.dlq, by consumer group and reason (errorCode).",
-        labels=["group", "reason"],
-    )
-    for reason in sorted({*VOTE_STAGE_REASONS, *snapshot.dead_letters}):
-        dlq.add_metric([group, reason], snapshot.dead_letters.get(reason, 0))
-    yield dlq
+    yield dead_letter_family(group, VOTE_STAGE_REASONS, snapshot.dead_letters)
     yield CounterMetricFamily(
         "sbp_live_snapshots_published",
         "Zone snapshots written to Redis (and so to the SSE streams).",

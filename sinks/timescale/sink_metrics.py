@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sbp.metrics.consumer_lag import partition_lag, unfinished_from
+from sbp.metrics.dead_letters import dead_letter_family
 from sinks.timescale.sink_web import SinkStats
 from streams.dlq import SINK_REASONS
 from streams.dlq_depth import DlqDepth
@@ -159,14 +160,7 @@ def families(
         "1 while PostgreSQL answered the sink's last request.",
         value=1 if db_ok else 0,
     )
-    dlq = CounterMetricFamily(
-        "sbp_dlq_records",
-        "Records sent to votes.dlq, by consumer group and reason (errorCode).",
-        labels=["group", "reason"],
-    )
-    for reason in sorted({*SINK_REASONS, *dead_letters}):
-        dlq.add_metric([group, reason], dead_letters.get(reason, 0))
-    yield dlq
+    yield dead_letter_family(group, SINK_REASONS, dead_letters)
 
 
 class _SinkCollector(Collector):
