@@ -131,7 +131,13 @@ def own_gateway(stack: Settings) -> Iterator[OwnGateway]:
     port = _free_port()
     settings = stack.model_copy(update={"gateway_port": port})
     proc = ManagedProcess(f"gateway-sse-limits-{port}", stack.state_dir / "run", marker=f"{port}")
-    env = {**os.environ, "SBP_GATEWAY_PORT": str(port)}
+    env = {
+        **os.environ,
+        "SBP_GATEWAY_PORT": str(port),
+        # Its metrics on any free port: port + 1 may be taken (the stack's gateway, or
+        # any other process), and the gateway refuses to start without it.
+        "SBP_GATEWAY_METRICS_PORT_OVERRIDE": "0",
+    }
     pid = proc.start([sys.executable, *GATEWAY.argv(settings)], env=env, cwd=REPO_ROOT)
     try:
         wait_until_ready(proc, lambda: GATEWAY.is_ready(settings), GATEWAY.timeout_s)
